@@ -1,0 +1,79 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+/** OpenAI's error `type` vocabulary, used on every public error. */
+export type ApiErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'conflict_error'
+  | 'rate_limit_error'
+  | 'insufficient_quota'
+  | 'server_error'
+  | 'service_unavailable';
+
+export interface ApiErrorBody {
+  error: { message: string; type: ApiErrorType; code: string | null; param: string | null };
+}
+
+/** A failure with a public meaning: it renders as `{"error":{...}}` with its status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: ApiErrorType,
+    message: string,
+    readonly code: string | null = null,
+    readonly param: string | null = null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+
+  toBody(): ApiErrorBody {
+    return { error: { message: this.message, type: this.type, code: this.code, param: this.param } };
+  }
+
+  static badRequest(message: string, param: string | null = null, code = 'invalid_request') {
+    return new ApiError(400, 'invalid_request_error', message, code, param);
+  }
+  static unauthorized(message: string, code = 'invalid_api_key') {
+    return new ApiError(401, 'authentication_error', message, code);
+  }
+  static notFound(message: string, code = 'not_found', param: string | null = null) {
+    return new ApiError(404, 'not_found_error', message, code, param);
+  }
+  static unavailable(message: string, retryAfterSeconds?: number) {
+    return new ApiError(503, 'service_unavailable', message, 'service_unavailable', null,
+      retryAfterSeconds ? { 'retry-after': String(retryAfterSeconds) } : {});
+  }
+}
+
+/** How a gRPC status from a downstream service surfaces on the public API. */
+export function apiErrorFromGrpc(code: number, details: string): ApiError {
+  switch (code) {
+    case GrpcStatus.INVALID_ARGUMENT:
+    case GrpcStatus.OUT_OF_RANGE:
+      return new ApiError(400, 'invalid_request_error', details, 'invalid_request');
+    case GrpcStatus.NOT_FOUND:
+      return new ApiError(404, 'not_found_error', details, 'not_found');
+    case GrpcStatus.FAILED_PRECONDITION:
+      return new ApiError(402, 'insufficient_quota', details, 'insufficient_quota');
+    case GrpcStatus.RESOURCE_EXHAUSTED:
+      return new ApiError(429, 'rate_limit_error', details, 'rate_limit_exceeded', null, { 'retry-after': '1' });
+    case GrpcStatus.PERMISSION_DENIED:
+      return new ApiError(403, 'permission_error', details, 'permission_denied');
+    case GrpcStatus.UNAUTHENTICATED:
+      return new ApiError(401, 'authentication_error', details, 'unauthenticated');
+    case GrpcStatus.ALREADY_EXISTS:
+    case GrpcStatus.ABORTED:
+      return new ApiError(409, 'conflict_error', details, 'conflict');
+    case GrpcStatus.DEADLINE_EXCEEDED:
+      return new ApiError(504, 'server_error', 'upstream deadline exceeded', 'deadline_exceeded');
+    case GrpcStatus.UNAVAILABLE:
+      return ApiError.unavailable(details || 'upstream unavailable', 1);
+    case GrpcStatus.CANCELLED:
+      return new ApiError(499 as number, 'server_error', 'request cancelled', 'cancelled');
+    default:
+      return new ApiError(500, 'server_error', 'internal error', 'internal_error');
+  }
+}

@@ -1,0 +1,147 @@
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type sendUnaryData,
+  type UntypedHandleCall,
+} from '@grpc/grpc-js';
+import type { DescMethod } from '@bufbuild/protobuf';
+import type { Logger } from 'pino';
+import { DrainTracker } from '../lifecycle/drain';
+import { runWithContext } from '../lifecycle/request-context';
+import { grpcServerDuration, grpcServerHandled } from '../metrics/metrics';
+import { extractTraceContext, SpanKind, withSpan } from '../telemetry/telemetry';
+import { methodDefinitions } from './codec';
+import { GrpcError } from './grpc-error';
+import { metadataCarrier, metadataToContext } from './metadata';
+import type { AnyService, CallInfo, ServiceImplementation } from './types';
+
+const statusName = (code: number) => status[code] ?? String(code);
+
+/**
+ * A grpc-js server whose handlers are plain async functions and async
+ * generators. It restores the caller's context and trace, turns cancellation
+ * and deadlines into an AbortSignal, and lets shutdown drain open streams.
+ */
+export class GrpcServer {
+  private readonly server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  private boundPort?: number;
+
+  constructor(private readonly logger: Logger, private readonly drain: DrainTracker) {}
+
+  addService<S extends AnyService>(service: S, implementation: ServiceImplementation<S>): void {
+    const handlers: Record<string, UntypedHandleCall> = {};
+    const definition: Record<string, unknown> = {};
+    for (const { method, definition: methodDefinition } of methodDefinitions(service)) {
+      const handler = (implementation as Record<string, unknown>)[method.localName];
+      if (typeof handler !== 'function') throw new Error(`${service.typeName}.${method.name} has no handler`);
+      definition[method.name] = methodDefinition;
+      handlers[method.name] = methodDefinition.responseStream
+        ? this.wrapServerStream(method, handler.bind(implementation))
+        : this.wrapUnary(method, handler.bind(implementation));
+    }
+    this.server.addService(definition as never, handlers);
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    this.boundPort = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      ),
+    );
+    return this.boundPort;
+  }
+
+  get port(): number | undefined {
+    return this.boundPort;
+  }
+
+  /** Stops accepting calls; in-flight ones finish or are ended by the drain tracker. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, timeoutMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private callInfo(method: DescMethod, call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>) {
+    const rawDeadline = call.getDeadline();
+    const deadline = rawDeadline instanceof Date ? rawDeadline.getTime() : Number.isFinite(rawDeadline) ? Number(rawDeadline) : undefined;
+    const context = metadataToContext(call.metadata, deadline);
+    const controller = new AbortController();
+    call.on('cancelled', () => controller.abort(new GrpcError(status.CANCELLED, 'cancelled by client')));
+    let timer: NodeJS.Timeout | undefined;
+    if (deadline) {
+      timer = setTimeout(() => controller.abort(new GrpcError(status.DEADLINE_EXCEEDED, 'deadline exceeded')), Math.max(0, deadline - Date.now()));
+    }
+    const info: CallInfo = { signal: controller.signal, context, method: `${method.parent.typeName}/${method.name}` };
+    return { info, controller, clear: () => clearTimeout(timer), parent: extractTraceContext(metadataCarrier(call.metadata)) };
+  }
+
+  private toStatus(error: unknown, method: string): { code: number; details: string } {
+    if (error instanceof GrpcError) return { code: error.code, details: error.message };
+    this.logger.error({ err: error, method }, 'grpc handler failed');
+    return { code: status.INTERNAL, details: 'internal error' };
+  }
+
+  private wrapUnary(method: DescMethod, handler: (request: unknown, call: CallInfo) => Promise<unknown>) {
+    return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      const { info, clear, parent } = this.callInfo(method, call);
+      const stopTimer = grpcServerDuration.startTimer({ method: info.method });
+      void runWithContext(info.context, () =>
+        withSpan(info.method, { kind: SpanKind.SERVER, parent }, async () => {
+          try {
+            const response = await handler(call.request, info);
+            grpcServerHandled.inc({ method: info.method, code: 'OK' });
+            callback(null, response);
+          } catch (error) {
+            const failure = this.toStatus(error, info.method);
+            grpcServerHandled.inc({ method: info.method, code: statusName(failure.code) });
+            callback(failure);
+          } finally {
+            clear();
+            stopTimer();
+          }
+        }),
+      );
+    };
+  }
+
+  private wrapServerStream(method: DescMethod, handler: (request: unknown, call: CallInfo) => AsyncIterable<unknown>) {
+    return (call: ServerWritableStream<unknown, unknown>) => {
+      const { info, controller, clear, parent } = this.callInfo(method, call);
+      const stopTimer = grpcServerDuration.startTimer({ method: info.method });
+      const untrack = this.drain.track(() => controller.abort(new GrpcError(status.UNAVAILABLE, 'server is shutting down')));
+      void runWithContext(info.context, () =>
+        withSpan(info.method, { kind: SpanKind.SERVER, parent }, async () => {
+          let code = 'OK';
+          try {
+            for await (const message of handler(call.request, info)) {
+              if (controller.signal.aborted) break;
+              if (!call.write(message)) await new Promise((resolve) => call.once('drain', resolve));
+            }
+            if (controller.signal.aborted) throw controller.signal.reason;
+            call.end();
+          } catch (error) {
+            const failure = this.toStatus(error, info.method);
+            code = statusName(failure.code);
+            if (!call.cancelled) call.emit('error', failure);
+          } finally {
+            grpcServerHandled.inc({ method: info.method, code });
+            clear();
+            stopTimer();
+            untrack();
+          }
+        }),
+      );
+    };
+  }
+}
