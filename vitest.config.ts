@@ -10,6 +10,7 @@ export default defineConfig({
     alias: {
       '@ai-platform/contracts': path.resolve(__dirname, 'libs/contracts/src/index.ts'),
       '@ai-platform/platform': path.resolve(__dirname, 'libs/platform/src/index.ts'),
+      '@ai-platform/pricing': path.resolve(__dirname, 'libs/pricing/src/index.ts'),
     },
   },
   test: {

@@ -20,3 +20,4 @@ export * from './kafka/idempotent-consumer';
 export * from './kafka/outbox';
 export * from './redis/redis';
 export * from './postgres/postgres';
+export * from './http/request-hooks';

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ai/platform/orchestrator/v1/chat.proto.
  */
 export const file_ai_platform_orchestrator_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("CiZhaS9wbGF0Zm9ybS9vcmNoZXN0cmF0b3IvdjEvY2hhdC5wcm90bxIbYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxItABCgtDaGF0UmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDQoFbW9kZWwYAiABKAkSNAoIbWVzc2FnZXMYAyADKAsyIi5haS5wbGF0Zm9ybS5jb21tb24udjEuQ2hhdE1lc3NhZ2USNwoIc2FtcGxpbmcYBCABKAsyJS5haS5wbGF0Zm9ybS5jb21tb24udjEuU2FtcGxpbmdQYXJhbXMSFgoOcmVzZXJ2YXRpb25faWQYBSABKAkSEgoKYXBpX2tleV9pZBgGIAEoCSLQAQoMQ2hhdFJlc3BvbnNlEkMKB3N0YXJ0ZWQYASABKAsyMC5haS5wbGF0Zm9ybS5vcmNoZXN0cmF0b3IudjEuQ29udmVyc2F0aW9uU3RhcnRlZEgAEjcKBWRlbHRhGAIgASgLMiYuYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLlRleHREZWx0YUgAEjkKCGZpbmlzaGVkGAMgASgLMiUuYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkZpbmlzaGVkSABCBwoFZXZlbnQiUQoTQ29udmVyc2F0aW9uU3RhcnRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRINCgVtb2RlbBgDIAEoCSIZCglUZXh0RGVsdGESDAoEdGV4dBgBIAEoCSJTCghGaW5pc2hlZBIVCg1maW5pc2hfcmVhc29uGAEgASgJEjAKBXVzYWdlGAIgASgLMiEuYWkucGxhdGZvcm0uY29tbW9uLnYxLlRva2VuVXNhZ2UybAoLQ2hhdFNlcnZpY2USXQoEQ2hhdBIoLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5DaGF0UmVxdWVzdBopLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5DaGF0UmVzcG9uc2UwAWIGcHJvdG8z", [file_ai_platform_common_v1_common]);
+  fileDesc("CiZhaS9wbGF0Zm9ybS9vcmNoZXN0cmF0b3IvdjEvY2hhdC5wcm90bxIbYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxItABCgtDaGF0UmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDQoFbW9kZWwYAiABKAkSNAoIbWVzc2FnZXMYAyADKAsyIi5haS5wbGF0Zm9ybS5jb21tb24udjEuQ2hhdE1lc3NhZ2USNwoIc2FtcGxpbmcYBCABKAsyJS5haS5wbGF0Zm9ybS5jb21tb24udjEuU2FtcGxpbmdQYXJhbXMSFgoOcmVzZXJ2YXRpb25faWQYBSABKAkSEgoKYXBpX2tleV9pZBgGIAEoCSLQAQoMQ2hhdFJlc3BvbnNlEkMKB3N0YXJ0ZWQYASABKAsyMC5haS5wbGF0Zm9ybS5vcmNoZXN0cmF0b3IudjEuQ29udmVyc2F0aW9uU3RhcnRlZEgAEjcKBWRlbHRhGAIgASgLMiYuYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLlRleHREZWx0YUgAEjkKCGZpbmlzaGVkGAMgASgLMiUuYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkZpbmlzaGVkSABCBwoFZXZlbnQiUQoTQ29udmVyc2F0aW9uU3RhcnRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRINCgVtb2RlbBgDIAEoCSIZCglUZXh0RGVsdGESDAoEdGV4dBgBIAEoCSJTCghGaW5pc2hlZBIVCg1maW5pc2hfcmVhc29uGAEgASgJEjAKBXVzYWdlGAIgASgLMiEuYWkucGxhdGZvcm0uY29tbW9uLnYxLlRva2VuVXNhZ2UiEwoRTGlzdE1vZGVsc1JlcXVlc3QiSAoSTGlzdE1vZGVsc1Jlc3BvbnNlEjIKBm1vZGVscxgBIAMoCzIiLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5Nb2RlbCIrCgVNb2RlbBIKCgJpZBgBIAEoCRIWCg5jb250ZXh0X2xlbmd0aBgCIAEoDTLbAQoLQ2hhdFNlcnZpY2USXQoEQ2hhdBIoLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5DaGF0UmVxdWVzdBopLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5DaGF0UmVzcG9uc2UwARJtCgpMaXN0TW9kZWxzEi4uYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkxpc3RNb2RlbHNSZXF1ZXN0Gi8uYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkxpc3RNb2RlbHNSZXNwb25zZWIGcHJvdG8z", [file_ai_platform_common_v1_common]);
 
 /**
  * @generated from message ai.platform.orchestrator.v1.ChatRequest
@@ -162,6 +162,58 @@ export const FinishedSchema: GenMessage<Finished> = /*@__PURE__*/
   messageDesc(file_ai_platform_orchestrator_v1_chat, 4);
 
 /**
+ * @generated from message ai.platform.orchestrator.v1.ListModelsRequest
+ */
+export type ListModelsRequest = Message<"ai.platform.orchestrator.v1.ListModelsRequest"> & {
+};
+
+/**
+ * Describes the message ai.platform.orchestrator.v1.ListModelsRequest.
+ * Use `create(ListModelsRequestSchema)` to create a new message.
+ */
+export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_orchestrator_v1_chat, 5);
+
+/**
+ * @generated from message ai.platform.orchestrator.v1.ListModelsResponse
+ */
+export type ListModelsResponse = Message<"ai.platform.orchestrator.v1.ListModelsResponse"> & {
+  /**
+   * @generated from field: repeated ai.platform.orchestrator.v1.Model models = 1;
+   */
+  models: Model[];
+};
+
+/**
+ * Describes the message ai.platform.orchestrator.v1.ListModelsResponse.
+ * Use `create(ListModelsResponseSchema)` to create a new message.
+ */
+export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_orchestrator_v1_chat, 6);
+
+/**
+ * @generated from message ai.platform.orchestrator.v1.Model
+ */
+export type Model = Message<"ai.platform.orchestrator.v1.Model"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: uint32 context_length = 2;
+   */
+  contextLength: number;
+};
+
+/**
+ * Describes the message ai.platform.orchestrator.v1.Model.
+ * Use `create(ModelSchema)` to create a new message.
+ */
+export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
+  messageDesc(file_ai_platform_orchestrator_v1_chat, 7);
+
+/**
  * A conversation turn: context assembly, routing and generation.
  *
  * @generated from service ai.platform.orchestrator.v1.ChatService
@@ -177,6 +229,16 @@ export const ChatService: GenService<{
     methodKind: "server_streaming";
     input: typeof ChatRequestSchema;
     output: typeof ChatResponseSchema;
+  },
+  /**
+   * Models a caller may ask for: what the engine pool can serve now.
+   *
+   * @generated from rpc ai.platform.orchestrator.v1.ChatService.ListModels
+   */
+  listModels: {
+    methodKind: "unary";
+    input: typeof ListModelsRequestSchema;
+    output: typeof ListModelsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ai_platform_orchestrator_v1_chat, 0);

@@ -1,0 +1,74 @@
+/**
+ * Model prices and cost arithmetic. Money is integer micro-units (1 credit =
+ * 1,000,000 micros); prices are micros per million tokens, so every cost is an
+ * exact integer rounded up to the next micro.
+ */
+export const MICROS_PER_CREDIT = 1_000_000;
+
+export interface ModelPrice {
+  model: string;
+  inputMicrosPerMillion: number;
+  cachedInputMicrosPerMillion: number;
+  outputMicrosPerMillion: number;
+}
+
+export interface TokenCounts {
+  inputTokens: number;
+  cachedInputTokens?: number;
+  outputTokens: number;
+}
+
+/** List prices of the models the platform serves out of the box. */
+export const DEFAULT_PRICES: readonly ModelPrice[] = [
+  { model: 'gemma-3-270m-it', inputMicrosPerMillion: 100_000, cachedInputMicrosPerMillion: 25_000, outputMicrosPerMillion: 400_000 },
+];
+
+export class PriceTable {
+  private readonly byModel: Map<string, ModelPrice>;
+
+  constructor(prices: readonly ModelPrice[] = DEFAULT_PRICES) {
+    for (const price of prices) assertValidPrice(price);
+    this.byModel = new Map(prices.map((price) => [price.model, price]));
+  }
+
+  get(model: string): ModelPrice | undefined {
+    return this.byModel.get(model);
+  }
+
+  has(model: string): boolean {
+    return this.byModel.has(model);
+  }
+
+  models(): string[] {
+    return [...this.byModel.keys()];
+  }
+}
+
+function assertValidPrice(price: ModelPrice) {
+  for (const value of [price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion, price.outputMicrosPerMillion]) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`price of ${price.model} must be a non-negative integer`);
+  }
+}
+
+function assertTokenCount(name: string, value: number) {
+  if (!Number.isSafeInteger(value) || value < 0 || value > 100_000_000) throw new RangeError(`${name} must be an integer between 0 and 100000000`);
+}
+
+/** Exact cost in micros, rounded up: cached input is priced separately from the rest of the input. */
+export function costMicros(price: ModelPrice, tokens: TokenCounts): number {
+  const cached = tokens.cachedInputTokens ?? 0;
+  assertTokenCount('inputTokens', tokens.inputTokens);
+  assertTokenCount('cachedInputTokens', cached);
+  assertTokenCount('outputTokens', tokens.outputTokens);
+  if (cached > tokens.inputTokens) throw new RangeError('cachedInputTokens cannot exceed inputTokens');
+  const scaled =
+    BigInt(tokens.inputTokens - cached) * BigInt(price.inputMicrosPerMillion) +
+    BigInt(cached) * BigInt(price.cachedInputMicrosPerMillion) +
+    BigInt(tokens.outputTokens) * BigInt(price.outputMicrosPerMillion);
+  return Number((scaled + 999_999n) / 1_000_000n);
+}
+
+/** Worst case of a request before it runs: all input uncached, every allowed output token used. */
+export function worstCaseCostMicros(price: ModelPrice, inputTokens: number, maxOutputTokens: number): number {
+  return costMicros(price, { inputTokens, outputTokens: maxOutputTokens });
+}

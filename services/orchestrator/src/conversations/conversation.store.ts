@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import path from 'node:path';
+import { CONFIG, createPool, HealthRegistry, LOGGER, migrate, withTenantTransaction, type Logger, type Pool } from '@ai-platform/platform';
+import type { OrchestratorConfig } from '../config';
+
+export interface StoredMessage {
+  role: string;
+  content: string;
+}
+
+export interface Conversation {
+  id: string;
+  tenantId: string;
+  userId: string;
+  model: string;
+}
+
+/** Conversations and their messages, always read and written inside the tenant's RLS scope. */
+@Injectable()
+export class ConversationStore implements OnModuleInit, OnApplicationShutdown {
+  private readonly pool: Pool;
+
+  constructor(
+    @Inject(CONFIG) config: OrchestratorConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(HealthRegistry) health: HealthRegistry,
+  ) {
+    this.pool = createPool(config.DATABASE_URL, { applicationName: 'orchestrator' });
+    health.register('postgres', async () => {
+      await this.pool.query('SELECT 1');
+    });
+  }
+
+  async onModuleInit(): Promise<void> {
+    await migrate(this.pool, 'orchestrator', path.resolve(__dirname, '../../migrations'), this.logger);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /** Returns the conversation if it belongs to this tenant and user; undefined otherwise. */
+  async find(tenantId: string, userId: string, conversationId: string): Promise<Conversation | undefined> {
+    return withTenantTransaction(this.pool, tenantId, async (client) => {
+      const { rows } = await client.query(
+        `SELECT id, tenant_id, user_id, model FROM orchestrator.conversations WHERE id = $1 AND tenant_id = $2 AND user_id = $3`,
+        [conversationId, tenantId, userId],
+      );
+      const row = rows[0];
+      return row ? { id: row.id, tenantId: row.tenant_id, userId: row.user_id, model: row.model } : undefined;
+    });
+  }
+
+  async create(tenantId: string, userId: string, model: string): Promise<Conversation> {
+    const id = randomUUID();
+    await withTenantTransaction(this.pool, tenantId, (client) =>
+      client.query(`INSERT INTO orchestrator.conversations (id, tenant_id, user_id, model) VALUES ($1, $2, $3, $4)`, [id, tenantId, userId, model]),
+    );
+    return { id, tenantId, userId, model };
+  }
+
+  /** The newest `limit` messages, oldest first. */
+  async history(conversation: Conversation, limit: number): Promise<StoredMessage[]> {
+    if (limit === 0) return [];
+    return withTenantTransaction(this.pool, conversation.tenantId, async (client) => {
+      const { rows } = await client.query(
+        `SELECT role, content FROM (
+           SELECT seq, role, content FROM orchestrator.messages WHERE conversation_id = $1 AND tenant_id = $2 ORDER BY seq DESC LIMIT $3
+         ) recent ORDER BY seq`,
+        [conversation.id, conversation.tenantId, limit],
+      );
+      return rows.map((row) => ({ role: row.role, content: row.content }));
+    });
+  }
+
+  /** Stores a whole turn at once: the new messages and the assistant's answer. */
+  async appendTurn(
+    conversation: Conversation,
+    turn: { requestId?: string; messages: StoredMessage[]; answer: string; complete: boolean; inputTokens?: number; outputTokens?: number },
+  ): Promise<string> {
+    const answerId = randomUUID();
+    await withTenantTransaction(this.pool, conversation.tenantId, async (client) => {
+      for (const message of turn.messages) {
+        await client.query(
+          `INSERT INTO orchestrator.messages (id, conversation_id, tenant_id, role, content, request_id) VALUES ($1, $2, $3, $4, $5, $6)`,
+          [randomUUID(), conversation.id, conversation.tenantId, message.role, message.content, turn.requestId ?? null],
+        );
+      }
+      await client.query(
+        `INSERT INTO orchestrator.messages (id, conversation_id, tenant_id, role, content, status, request_id, input_tokens, output_tokens)
+         VALUES ($1, $2, $3, 'assistant', $4, $5, $6, $7, $8)`,
+        [answerId, conversation.id, conversation.tenantId, turn.answer, turn.complete ? 'complete' : 'incomplete', turn.requestId ?? null, turn.inputTokens ?? null, turn.outputTokens ?? null],
+      );
+      await client.query(`UPDATE orchestrator.conversations SET updated_at = now() WHERE id = $1`, [conversation.id]);
+    });
+    return answerId;
+  }
+}
