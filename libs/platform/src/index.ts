@@ -21,3 +21,4 @@ export * from './kafka/outbox';
 export * from './redis/redis';
 export * from './postgres/postgres';
 export * from './http/request-hooks';
+export * from './postgres/database';

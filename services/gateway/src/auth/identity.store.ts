@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
-import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { CONFIG, createPool, HealthRegistry, LOGGER, migrate, withTenantTransaction, withTransaction, type Logger, type Pool } from '@ai-platform/platform';
-import type { GatewayConfig } from '../config';
+import { Inject, Injectable } from '@nestjs/common';
+import { Database, LOGGER, withTenantTransaction, withTransaction, type Logger, type Pool } from '@ai-platform/platform';
 import { generateApiKey, hashSecret, parseApiKey, secretMatches } from './api-key';
 import type { Principal } from './principal';
 
@@ -10,27 +8,15 @@ const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 
 /** Tenants, users and API keys in the gateway's schema. */
 @Injectable()
-export class IdentityStore implements OnModuleInit, OnApplicationShutdown {
-  readonly pool: Pool;
+export class IdentityStore {
+  private readonly pool: Pool;
   private readonly lastUsedWritten = new Map<string, number>();
 
   constructor(
-    @Inject(CONFIG) config: GatewayConfig,
+    @Inject(Database) database: Database,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(HealthRegistry) health: HealthRegistry,
   ) {
-    this.pool = createPool(config.DATABASE_URL, { applicationName: 'gateway' });
-    health.register('postgres', async () => {
-      await this.pool.query('SELECT 1');
-    });
-  }
-
-  async onModuleInit(): Promise<void> {
-    await migrate(this.pool, 'gateway', path.resolve(__dirname, '../../migrations'), this.logger);
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.pool.end();
+    this.pool = database.pool;
   }
 
   /** Resolves a presented key to its principal; undefined for unknown, wrong, revoked or expired keys. */
