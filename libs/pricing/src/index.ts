@@ -20,7 +20,7 @@ export interface TokenCounts {
 
 /** List prices of the models the platform serves out of the box. */
 export const DEFAULT_PRICES: readonly ModelPrice[] = [
-  { model: 'gemma-3-270m-it', inputMicrosPerMillion: 100_000, cachedInputMicrosPerMillion: 25_000, outputMicrosPerMillion: 400_000 },
+  { model: 'gemma-3-270m', inputMicrosPerMillion: 100_000, cachedInputMicrosPerMillion: 25_000, outputMicrosPerMillion: 400_000 },
 ];
 
 export class PriceTable {

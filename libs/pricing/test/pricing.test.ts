@@ -26,7 +26,7 @@ describe('costMicros', () => {
 
 describe('PriceTable', () => {
   it('knows the default model and refuses invalid prices', () => {
-    expect(new PriceTable().has('gemma-3-270m-it')).toBe(true);
+    expect(new PriceTable().has('gemma-3-270m')).toBe(true);
     expect(() => new PriceTable([{ ...price, outputMicrosPerMillion: -1 }])).toThrow(RangeError);
   });
 });

@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { ConfigError, parseConfig } from '../config/config';
 import { GrpcServer } from '../grpc/server';
 import type { AnyService, ServiceImplementation } from '../grpc/types';
-import { ApiExceptionFilter, sendApiError, toApiError } from '../http/exception-filter';
+import { ApiExceptionFilter } from '../http/exception-filter';
 import { installRequestHooks } from '../http/request-hooks';
 import { DrainTracker } from '../lifecycle/drain';
 import { HealthRegistry } from '../lifecycle/health';
@@ -63,12 +63,10 @@ export async function bootstrapService<S extends z.ZodType<BaseShape>>(definitio
   @Module({ imports: [PlatformModule.forRoot({ config, logger, health, drain }), definition.module] })
   class RootModule {}
 
-  const adapter = new FastifyAdapter({ bodyLimit: definition.bodyLimitBytes ?? 1024 * 1024, maxParamLength: 256, return503OnClosing: true });
+  const adapter = new FastifyAdapter({ bodyLimit: definition.bodyLimitBytes ?? 1024 * 1024, routerOptions: { maxParamLength: 256 }, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(RootModule, adapter, { logger: new NestPinoLogger(logger), abortOnError: false });
   const fastify = app.getHttpAdapter().getInstance();
   installRequestHooks(fastify, drain);
-  fastify.setErrorHandler((error, _request, reply) => sendApiError(reply, toApiError(error, logger)));
-  fastify.setNotFoundHandler((request, reply) => sendApiError(reply, toApiError({ statusCode: 404, message: `no route for ${request.method} ${request.url.split('?')[0]}` }, logger)));
   app.useGlobalFilters(new ApiExceptionFilter(logger));
 
   let grpcServer: GrpcServer | undefined;

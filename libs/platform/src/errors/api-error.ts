@@ -5,7 +5,6 @@ export type ApiErrorType =
   | 'invalid_request_error'
   | 'authentication_error'
   | 'permission_error'
-  | 'not_found_error'
   | 'conflict_error'
   | 'rate_limit_error'
   | 'insufficient_quota'
@@ -40,7 +39,8 @@ export class ApiError extends Error {
     return new ApiError(401, 'authentication_error', message, code);
   }
   static notFound(message: string, code = 'not_found', param: string | null = null) {
-    return new ApiError(404, 'not_found_error', message, code, param);
+    // OpenAI reports missing resources as invalid requests with status 404.
+    return new ApiError(404, 'invalid_request_error', message, code, param);
   }
   static unavailable(message: string, retryAfterSeconds?: number) {
     return new ApiError(503, 'service_unavailable', message, 'service_unavailable', null,
@@ -55,7 +55,7 @@ export function apiErrorFromGrpc(code: number, details: string): ApiError {
     case GrpcStatus.OUT_OF_RANGE:
       return new ApiError(400, 'invalid_request_error', details, 'invalid_request');
     case GrpcStatus.NOT_FOUND:
-      return new ApiError(404, 'not_found_error', details, 'not_found');
+      return ApiError.notFound(details);
     case GrpcStatus.FAILED_PRECONDITION:
       return new ApiError(402, 'insufficient_quota', details, 'insufficient_quota');
     case GrpcStatus.RESOURCE_EXHAUSTED:

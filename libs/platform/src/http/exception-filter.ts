@@ -6,7 +6,6 @@ import { ApiError, type ApiErrorType } from '../errors/api-error';
 const typeForStatus = (status: number): ApiErrorType =>
   status === 401 ? 'authentication_error'
   : status === 403 ? 'permission_error'
-  : status === 404 ? 'not_found_error'
   : status === 409 ? 'conflict_error'
   : status === 429 ? 'rate_limit_error'
   : status === 503 ? 'service_unavailable'

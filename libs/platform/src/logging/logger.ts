@@ -9,7 +9,7 @@ export type { Logger };
  * Structured JSON logs. Every line carries the active trace and span ids and the
  * request's tenant and request id, so a log line can be joined to its trace.
  */
-export function createLogger(service: string, level: string): Logger {
+export function createLogger(service: string, level: string, destination?: pino.DestinationStream): Logger {
   return pino({
     level,
     base: { service },
@@ -24,8 +24,8 @@ export function createLogger(service: string, level: string): Logger {
         ...(requestId ? { request_id: requestId } : {}),
       };
     },
-    redact: { paths: ['req.headers.authorization', '*.apiKey', '*.password', '*.secret'], censor: '[redacted]' },
-  });
+    redact: { paths: ['apiKey', 'password', 'secret', 'authorization', 'req.headers.authorization', '*.apiKey', '*.password', '*.secret', '*.authorization'], censor: '[redacted]' },
+  }, destination);
 }
 
 /** Routes NestJS's own log lines through pino. */
