@@ -1,0 +1,92 @@
+import OpenAI from 'openai';
+import { Pool } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODEL, TestStack, waitFor, type Credentials, type ServiceName } from './support/stack';
+
+let stack: TestStack;
+let tenant: Credentials;
+let client: OpenAI;
+let db: Pool;
+
+beforeAll(async () => {
+  stack = await TestStack.start();
+  tenant = stack.createTenant();
+  client = new OpenAI({ apiKey: tenant.apiKey, baseURL: `${stack.gatewayUrl}/v1`, maxRetries: 0 });
+  db = new Pool({ connectionString: process.env.DATABASE_URL });
+});
+
+afterAll(async () => {
+  await db?.end();
+  await stack?.stop();
+});
+
+/**
+ * Opens a stream, sends SIGTERM to `service` once the first token arrived, and
+ * reads the stream to its end. A clean end is either the whole answer (the
+ * service drained it) or an error event the client understands; never a cut socket.
+ */
+async function streamWhileStopping(service: ServiceName, maxTokens: number) {
+  const stream = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'Write a long story about a lighthouse keeper.' }],
+    stream: true, stream_options: { include_usage: true }, max_tokens: maxTokens, temperature: 0,
+  });
+  let exit: Promise<number | null> | undefined;
+  let text = '';
+  let id = '';
+  let finishReason: string | null = null;
+  let usage: OpenAI.CompletionUsage | undefined;
+  let error: unknown;
+  try {
+    for await (const chunk of stream) {
+      id = chunk.id;
+      const content = chunk.choices[0]?.delta?.content ?? '';
+      text += content;
+      finishReason = chunk.choices[0]?.finish_reason ?? finishReason;
+      if (chunk.usage) usage = chunk.usage;
+      if (content && !exit) exit = stack.kill(service, 'SIGTERM');
+    }
+  } catch (caught) {
+    error = caught;
+  }
+  return { text, finishReason, usage, error, exitCode: await exit, requestId: id.replace(/^chatcmpl-/, '') };
+}
+
+describe('SIGTERM to any service while a stream is open', () => {
+  it.each(['gateway', 'orchestrator', 'inference-scheduler', 'cpu-engine', 'billing'] as ServiceName[])(
+    '%s drains the stream to its end and exits 0',
+    async (service) => {
+      const result = await streamWhileStopping(service, 48);
+      expect(result.error).toBeUndefined();
+      expect(result.text.length).toBeGreaterThan(0);
+      expect(['stop', 'length']).toContain(result.finishReason);
+      expect(result.usage?.completion_tokens).toBeGreaterThan(0);
+      expect(result.exitCode).toBe(0);
+      await stack.startService(service);
+      // The turn is billed even when billing itself was the one restarted: the
+      // usage event waited in Kafka.
+      const record = await waitFor(async () => {
+        const { rows } = await db.query(`SELECT output_tokens FROM billing.usage_records WHERE request_id = $1`, [result.requestId]);
+        return rows[0];
+      }, 'the usage record');
+      expect(Number(record.output_tokens)).toBe(result.usage!.completion_tokens);
+    },
+  );
+
+  it('ends the stream with a clean error event when the engine must stop before the answer is done', async () => {
+    await stack.kill('cpu-engine');
+    await stack.startService('cpu-engine', { SHUTDOWN_GRACE_MS: '200' });
+    const result = await streamWhileStopping('cpu-engine', 400);
+    expect(result.exitCode).toBe(0);
+    expect(result.text.length).toBeGreaterThan(0);
+    expect(result.error).toBeInstanceOf(OpenAI.APIError);
+    expect(result.error).not.toBeInstanceOf(OpenAI.APIConnectionError);
+    expect((result.error as Error).message.length).toBeGreaterThan(0);
+    await stack.startService('cpu-engine');
+    // The tokens produced before the cut are still billed.
+    const record = await waitFor(async () => {
+      const { rows } = await db.query(`SELECT status, output_tokens FROM billing.usage_records WHERE request_id = $1`, [result.requestId]);
+      return rows[0];
+    }, 'the usage record of the cut stream');
+    expect(Number(record.output_tokens)).toBeGreaterThan(0);
+  });
+});

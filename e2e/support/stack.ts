@@ -1,0 +1,106 @@
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+// @ts-expect-error plain ESM module shared with `npm start`
+import { freePorts, repoRoot, serviceEnv, spawnService, startOrder, waitReady, SERVED_MODEL } from '../../infra/local/stack.mjs';
+
+export type ServiceName = 'gateway' | 'orchestrator' | 'inference-scheduler' | 'billing' | 'retrieval' | 'tool-sandbox' | 'cpu-engine';
+type Ports = Record<ServiceName, { http: number; grpc?: number }>;
+
+export interface Credentials {
+  gatewayUrl: string;
+  apiKey: string;
+  tenantId: string;
+  userId: string;
+}
+
+export const MODEL: string = SERVED_MODEL;
+
+function infra(): Record<string, string> {
+  const names = ['DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'MODEL_PATH'];
+  const missing = names.filter((name) => !process.env[name]);
+  if (missing.length) throw new Error(`${missing.join(', ')} not set: run e2e tests with npm test`);
+  return Object.fromEntries(names.map((name) => [name, process.env[name]!]));
+}
+
+/**
+ * The whole platform as separate processes on free ports, for one test file.
+ * Each service's output is kept so a failure can show it.
+ */
+export class TestStack {
+  private readonly processes = new Map<ServiceName, ChildProcess>();
+  private readonly output = new Map<ServiceName, string[]>();
+
+  private constructor(readonly ports: Ports, private readonly env: Record<string, string>, private readonly extra: Partial<Record<ServiceName, Record<string, string>>>) {}
+
+  static async start(extra: Partial<Record<ServiceName, Record<string, string>>> = {}): Promise<TestStack> {
+    const stack = new TestStack((await freePorts()) as Ports, infra(), extra);
+    for (const name of startOrder as ServiceName[]) await stack.startService(name);
+    return stack;
+  }
+
+  get gatewayUrl(): string {
+    return `http://127.0.0.1:${this.ports.gateway.http}`;
+  }
+
+  url(name: ServiceName, pathname: string): string {
+    return `http://127.0.0.1:${this.ports[name].http}${pathname}`;
+  }
+
+  async startService(name: ServiceName, overrides: Record<string, string> = {}): Promise<void> {
+    const child: ChildProcess = spawnService(name, { ...serviceEnv(name, this.ports, this.env, this.extra), LOG_LEVEL: 'info', ...overrides });
+    const lines: string[] = this.output.get(name) ?? [];
+    this.output.set(name, lines);
+    const collect = (chunk: Buffer) => {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      if (lines.length > 2000) lines.splice(0, lines.length - 2000);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    this.processes.set(name, child);
+    try {
+      await waitReady(this.url(name, '/readyz'), { name, isAlive: () => child.exitCode === null && child.signalCode === null, timeoutMs: 120_000 });
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${lines.slice(-20).join('\n')}`);
+    }
+  }
+
+  /** Sends `signal` and resolves with the exit code once the process is gone. */
+  async kill(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const child = this.processes.get(name);
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill(signal);
+    return exited;
+  }
+
+  logs(name: ServiceName): string[] {
+    return this.output.get(name) ?? [];
+  }
+
+  /** A new tenant with a user and an API key, created by the gateway's own seeding code. */
+  createTenant(): Credentials {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'creds-')), 'credentials.json');
+    execFileSync(process.execPath, [path.join(repoRoot, 'services/gateway/dist/cli/seed-dev.js'), file, this.gatewayUrl], {
+      env: { ...process.env, DATABASE_URL: this.env.DATABASE_URL, DEV_TENANT_ID: `tenant_${randomUUID().slice(0, 12)}`, DEV_USER_ID: `user_${randomUUID().slice(0, 12)}` },
+      stdio: 'pipe',
+    });
+    return JSON.parse(readFileSync(file, 'utf8'));
+  }
+
+  async stop(): Promise<void> {
+    for (const name of [...(startOrder as ServiceName[])].reverse()) await this.kill(name, 'SIGTERM');
+  }
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
