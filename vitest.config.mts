@@ -8,9 +8,9 @@ export default defineConfig({
   plugins: [swc.vite({ module: { type: 'es6' } })],
   resolve: {
     alias: {
-      '@ai-platform/contracts': path.resolve(__dirname, 'libs/contracts/src/index.ts'),
-      '@ai-platform/platform': path.resolve(__dirname, 'libs/platform/src/index.ts'),
-      '@ai-platform/pricing': path.resolve(__dirname, 'libs/pricing/src/index.ts'),
+      '@ai-platform/contracts': path.resolve(import.meta.dirname, 'libs/contracts/src/index.ts'),
+      '@ai-platform/platform': path.resolve(import.meta.dirname, 'libs/platform/src/index.ts'),
+      '@ai-platform/pricing': path.resolve(import.meta.dirname, 'libs/pricing/src/index.ts'),
     },
   },
   test: {

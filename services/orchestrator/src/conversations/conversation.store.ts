@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import path from 'node:path';
-import { CONFIG, createPool, HealthRegistry, LOGGER, migrate, withTenantTransaction, type Logger, type Pool } from '@ai-platform/platform';
-import type { OrchestratorConfig } from '../config';
+import { Inject, Injectable } from '@nestjs/common';
+import { Database, withTenantTransaction, type Pool } from '@ai-platform/platform';
 
 export interface StoredMessage {
   role: string;
@@ -18,26 +16,11 @@ export interface Conversation {
 
 /** Conversations and their messages, always read and written inside the tenant's RLS scope. */
 @Injectable()
-export class ConversationStore implements OnModuleInit, OnApplicationShutdown {
+export class ConversationStore {
   private readonly pool: Pool;
 
-  constructor(
-    @Inject(CONFIG) config: OrchestratorConfig,
-    @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(HealthRegistry) health: HealthRegistry,
-  ) {
-    this.pool = createPool(config.DATABASE_URL, { applicationName: 'orchestrator' });
-    health.register('postgres', async () => {
-      await this.pool.query('SELECT 1');
-    });
-  }
-
-  async onModuleInit(): Promise<void> {
-    await migrate(this.pool, 'orchestrator', path.resolve(__dirname, '../../migrations'), this.logger);
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.pool.end();
+  constructor(@Inject(Database) database: Database) {
+    this.pool = database.pool;
   }
 
   /** Returns the conversation if it belongs to this tenant and user; undefined otherwise. */
