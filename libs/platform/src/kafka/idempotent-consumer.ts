@@ -32,6 +32,8 @@ export interface IdempotentConsumerOptions {
   deadLetterTopic: string;
   publisher: EventPublisher;
   logger: Logger;
+  /** Where a consumer group with no committed offset starts (default: the beginning). */
+  fromBeginning?: boolean;
   /** Runs inside the same transaction that records the event id. */
   handle: (client: PoolClient, event: ConsumedEvent) => Promise<void>;
 }
@@ -44,6 +46,7 @@ export interface IdempotentConsumerOptions {
  */
 export class IdempotentConsumer {
   private consumer?: Consumer;
+  private running = false;
 
   constructor(private readonly options: IdempotentConsumerOptions) {}
 
@@ -54,9 +57,14 @@ export class IdempotentConsumer {
          consumer_group text NOT NULL, event_id text NOT NULL, outcome text NOT NULL DEFAULT 'applied',
          processed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (consumer_group, event_id))`,
     );
-    this.consumer = kafka.consumer({ groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
+    // A short fetch wait keeps shutdown quick; an idle consumer polls twice a second.
+    this.consumer = kafka.consumer({ groupId, sessionTimeout: 30_000, heartbeatInterval: 3_000, maxWaitTimeInMs: 500 });
+    this.consumer.on(this.consumer.events.CRASH, (event) => {
+      if (!event.payload.restart) this.running = false;
+      this.options.logger.error({ err: event.payload.error, restart: event.payload.restart }, 'kafka consumer crashed');
+    });
     await this.consumer.connect();
-    await this.consumer.subscribe({ topic, fromBeginning: true });
+    await this.consumer.subscribe({ topic, fromBeginning: this.options.fromBeginning ?? true });
     await this.consumer.run({
       autoCommit: false,
       eachMessage: async ({ topic: from, partition, message }) => {
@@ -64,9 +72,16 @@ export class IdempotentConsumer {
         await this.consumer!.commitOffsets([{ topic: from, partition, offset: (BigInt(message.offset) + 1n).toString() }]);
       },
     });
+    this.running = true;
+  }
+
+  /** False before start, after stop, and after a crash kafkajs will not restart from. */
+  get isRunning(): boolean {
+    return this.running;
   }
 
   async stop(): Promise<void> {
+    this.running = false;
     await this.consumer?.disconnect();
   }
 

@@ -140,7 +140,8 @@ export const ReleaseResponseSchema: GenMessage<ReleaseResponse> = /*@__PURE__*/
 export const BillingService: GenService<{
   /**
    * Holds the worst-case cost of a request: input tokens plus max_tokens at the
-   * model's price. Fails with RESOURCE_EXHAUSTED when credit does not cover it.
+   * model's price. Fails with FAILED_PRECONDITION (HTTP 402) when the available
+   * credit (balance minus open holds) does not cover it.
    *
    * @generated from rpc ai.platform.billing.v1.BillingService.Reserve
    */

@@ -1,0 +1,3 @@
+{{- define "cpu-engine.modelClaim" -}}
+{{- .Values.model.pvc.existingClaim | default (printf "%s-model" (include "common.fullname" .)) -}}
+{{- end -}}

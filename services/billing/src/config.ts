@@ -1,0 +1,41 @@
+import { baseConfigSchema, csv, z } from '@ai-platform/platform';
+
+const price = z.object({
+  model: z.string().min(1).max(256),
+  inputMicrosPerMillion: z.number().int().min(0),
+  cachedInputMicrosPerMillion: z.number().int().min(0),
+  outputMicrosPerMillion: z.number().int().min(0),
+});
+
+/** JSON array of model prices (micros per million tokens). */
+const priceList = () =>
+  z
+    .string()
+    .transform((text, context) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        context.addIssue({ code: 'custom', message: 'must be a JSON array of prices' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(price).min(1));
+
+export const billingConfigSchema = baseConfigSchema.extend({
+  // 0 binds a free port (tests).
+  HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8083),
+  GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(50053),
+  DATABASE_URL: z.string().min(1),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
+  KAFKA_BROKERS: csv().refine((brokers) => brokers.length > 0, 'must list at least one host:port'),
+  KAFKA_CONSUMER_GROUP: z.string().min(1).max(200).default('billing-usage'),
+  /** Credits granted to a tenant the first time billing sees it. */
+  SIGNUP_GRANT_CREDITS: z.coerce.number().int().min(0).max(1_000_000_000).default(100),
+  /** How long a hold lives before the sweeper settles it conservatively. */
+  RESERVATION_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(600),
+  /** Replaces the built-in price table (@ai-platform/pricing DEFAULT_PRICES) when set. */
+  MODEL_PRICES_JSON: priceList().optional(),
+  EXPIRY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+});
+
+export type BillingConfig = z.infer<typeof billingConfigSchema>;

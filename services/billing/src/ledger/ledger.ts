@@ -1,0 +1,135 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { CONFIG, type PoolClient } from '@ai-platform/platform';
+import type { BillingConfig } from '../config';
+import { creditsToMicros, toBigInt } from './money';
+
+export type LedgerKind = 'signup_grant' | 'usage' | 'reservation_expiry' | 'expiry_adjustment' | 'top_up' | 'manual_adjustment';
+export type SystemAccount = 'grants' | 'revenue' | 'top_ups';
+
+export interface LedgerEntryInput {
+  accountId: string;
+  amountMicros: bigint;
+}
+
+export interface LedgerTransactionInput {
+  tenantId: string;
+  kind: LedgerKind;
+  /** Business key of the fact being booked; (kind, reference) is booked once. */
+  reference: string;
+  description?: string;
+  entries: LedgerEntryInput[];
+}
+
+export interface TenantPosition {
+  /** Sum of the tenant account's ledger entries. */
+  balanceMicros: bigint;
+  /** Sum of the tenant's open holds. */
+  heldMicros: bigint;
+}
+
+/**
+ * The double-entry credit ledger. Every method runs in the caller's
+ * transaction (`client`), which must have `app.tenant_id` set to the tenant
+ * concerned (row-level security). Balances are sums of entries; the database
+ * checks at commit that each transaction's entries sum to zero.
+ */
+@Injectable()
+export class Ledger {
+  private readonly systemAccounts = new Map<SystemAccount, string>();
+
+  constructor(@Inject(CONFIG) private readonly config: BillingConfig) {}
+
+  async systemAccountId(client: PoolClient, code: SystemAccount): Promise<string> {
+    const cached = this.systemAccounts.get(code);
+    if (cached) return cached;
+    const { rows } = await client.query<{ id: string }>(`SELECT id FROM billing.accounts WHERE kind = 'system' AND system_code = $1`, [code]);
+    if (!rows[0]) throw new Error(`system account ${code} is missing; were the billing migrations applied?`);
+    this.systemAccounts.set(code, rows[0].id);
+    return rows[0].id;
+  }
+
+  /**
+   * Locks the tenant's account row for the rest of the transaction, creating
+   * the account with its sign-up grant the first time the tenant is seen.
+   * Every change to a tenant's balance or open holds takes this lock first, so
+   * they are serialised per tenant. Returns the account id.
+   */
+  async lockTenantAccount(client: PoolClient, tenantId: string): Promise<string> {
+    const existing = await this.selectForUpdate(client, tenantId);
+    if (existing) return existing;
+    const inserted = await client.query<{ id: string }>(
+      `INSERT INTO billing.accounts (kind, tenant_id) VALUES ('tenant', $1) ON CONFLICT (tenant_id) DO NOTHING RETURNING id`,
+      [tenantId],
+    );
+    const created = inserted.rows[0]?.id;
+    if (created) {
+      const grant = creditsToMicros(this.config.SIGNUP_GRANT_CREDITS);
+      if (grant > 0n) {
+        await this.transfer(client, {
+          tenantId,
+          kind: 'signup_grant',
+          reference: tenantId,
+          description: `sign-up grant of ${this.config.SIGNUP_GRANT_CREDITS} credits`,
+          from: await this.systemAccountId(client, 'grants'),
+          to: created,
+          amountMicros: grant,
+        });
+      }
+      return created; // the inserted row is ours until commit
+    }
+    // Another transaction created it concurrently and has committed by now.
+    const raced = await this.selectForUpdate(client, tenantId);
+    if (!raced) throw new Error(`account of tenant ${tenantId} vanished`);
+    return raced;
+  }
+
+  /** Balance and open holds, read in one statement (one snapshot). */
+  async position(client: PoolClient, tenantId: string, accountId: string): Promise<TenantPosition> {
+    const { rows } = await client.query<{ balance: string; held: string }>(
+      `SELECT (SELECT coalesce(sum(amount_micros), 0) FROM billing.ledger_entries WHERE account_id = $1) AS balance,
+              (SELECT coalesce(sum(amount_micros), 0) FROM billing.reservations WHERE tenant_id = $2 AND status = 'held') AS held`,
+      [accountId, tenantId],
+    );
+    return { balanceMicros: toBigInt(rows[0]?.balance), heldMicros: toBigInt(rows[0]?.held) };
+  }
+
+  /** Books a balanced transaction; returns its id. */
+  async post(client: PoolClient, transaction: LedgerTransactionInput): Promise<string> {
+    const { entries } = transaction;
+    if (entries.length < 2) throw new Error('a ledger transaction needs at least two entries');
+    if (entries.some((entry) => entry.amountMicros === 0n)) throw new Error('ledger entries cannot be zero');
+    if (entries.reduce((sum, entry) => sum + entry.amountMicros, 0n) !== 0n) throw new Error('ledger entries must sum to zero');
+    const { rows } = await client.query<{ id: string }>(
+      `INSERT INTO billing.ledger_transactions (tenant_id, kind, reference, description) VALUES ($1, $2, $3, $4) RETURNING id`,
+      [transaction.tenantId, transaction.kind, transaction.reference, transaction.description ?? null],
+    );
+    const transactionId = rows[0]!.id;
+    await client.query(
+      `INSERT INTO billing.ledger_entries (transaction_id, tenant_id, account_id, amount_micros)
+       SELECT $1, $2, account_id, amount FROM unnest($3::uuid[], $4::bigint[]) AS e(account_id, amount)`,
+      [transactionId, transaction.tenantId, entries.map((entry) => entry.accountId), entries.map((entry) => entry.amountMicros.toString())],
+    );
+    return transactionId;
+  }
+
+  /** Moves a positive amount from one account to another. */
+  async transfer(
+    client: PoolClient,
+    transfer: Omit<LedgerTransactionInput, 'entries'> & { from: string; to: string; amountMicros: bigint },
+  ): Promise<string> {
+    if (transfer.amountMicros <= 0n) throw new Error('a transfer moves a positive amount');
+    const { from, to, amountMicros, ...transaction } = transfer;
+    return this.post(client, {
+      ...transaction,
+      entries: [
+        { accountId: from, amountMicros: -amountMicros },
+        { accountId: to, amountMicros },
+      ],
+    });
+  }
+
+  private async selectForUpdate(client: PoolClient, tenantId: string): Promise<string | undefined> {
+    const { rows } = await client.query<{ id: string }>(`SELECT id FROM billing.accounts WHERE tenant_id = $1 FOR UPDATE`, [tenantId]);
+    return rows[0]?.id;
+  }
+}

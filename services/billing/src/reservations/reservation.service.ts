@@ -1,0 +1,124 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { CONFIG, LOGGER, withTenantTransaction, type Logger, type Pool } from '@ai-platform/platform';
+import { worstCaseCostMicros, type PriceTable } from '@ai-platform/pricing';
+import type { BillingConfig } from '../config';
+import { PG_POOL, PRICE_TABLE } from '../infra/tokens';
+import { Ledger } from '../ledger/ledger';
+import { formatCredits } from '../ledger/money';
+
+export interface ReserveInput {
+  tenantId: string;
+  userId: string;
+  apiKeyId: string;
+  requestId: string;
+  model: string;
+  inputTokens: number;
+  maxOutputTokens: number;
+}
+
+export interface Reservation {
+  reservationId: string;
+  amountMicros: bigint;
+  /** What the tenant can still reserve after this hold. */
+  availableMicros: bigint;
+  expiresAt: Date;
+}
+
+export type ReservationStatus = 'held' | 'settled' | 'released' | 'expired';
+
+/** Credit does not cover the worst case of the request. */
+export class InsufficientCreditError extends Error {
+  constructor(
+    readonly requiredMicros: bigint,
+    readonly availableMicros: bigint,
+    readonly balanceMicros: bigint,
+    readonly heldMicros: bigint,
+    input: ReserveInput,
+  ) {
+    super(
+      `insufficient credit: this request needs up to ${formatCredits(requiredMicros)} (${requiredMicros} micros: ` +
+        `${input.inputTokens} input + ${input.maxOutputTokens} max output tokens of ${input.model}) ` +
+        `but only ${formatCredits(availableMicros)} (${availableMicros} micros) is available ` +
+        `(balance ${formatCredits(balanceMicros)}, ${formatCredits(heldMicros)} held by requests in flight). ` +
+        `Top up the tenant's credits, or lower max_tokens or the prompt size.`,
+    );
+  }
+}
+
+export class ReservationNotFoundError extends Error {
+  constructor(reservationId: string) {
+    super(`reservation ${reservationId} not found`);
+  }
+}
+
+export const MAX_TOKENS_PER_REQUEST = 10_000_000;
+
+@Injectable()
+export class ReservationService {
+  constructor(
+    @Inject(CONFIG) private readonly config: BillingConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(PRICE_TABLE) private readonly prices: PriceTable,
+    @Inject(Ledger) private readonly ledger: Ledger,
+  ) {}
+
+  /**
+   * Holds the worst-case cost of a request. In one transaction with the
+   * tenant's account row locked: available = balance − open holds; the hold is
+   * taken only when it fits, so concurrent reserves can never overspend.
+   */
+  async reserve(input: ReserveInput): Promise<Reservation> {
+    const price = this.prices.get(input.model);
+    if (!price) throw new RangeError(`unknown model "${input.model}"`);
+    const amount = BigInt(worstCaseCostMicros(price, input.inputTokens, input.maxOutputTokens));
+    return withTenantTransaction(this.pool, input.tenantId, async (client) => {
+      const accountId = await this.ledger.lockTenantAccount(client, input.tenantId);
+      const { balanceMicros, heldMicros } = await this.ledger.position(client, input.tenantId, accountId);
+      const available = balanceMicros - heldMicros;
+      if (amount > available) throw new InsufficientCreditError(amount, available, balanceMicros, heldMicros, input);
+      const { rows } = await client.query<{ id: string; expires_at: Date }>(
+        `INSERT INTO billing.reservations
+           (tenant_id, user_id, api_key_id, request_id, model, input_tokens, max_output_tokens,
+            input_price_micros, cached_input_price_micros, output_price_micros, amount_micros, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(secs => $12))
+         RETURNING id, expires_at`,
+        [
+          input.tenantId, input.userId, input.apiKeyId, input.requestId, input.model, input.inputTokens, input.maxOutputTokens,
+          price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion, price.outputMicrosPerMillion, amount.toString(),
+          this.config.RESERVATION_TTL_SECONDS,
+        ],
+      );
+      const row = rows[0]!;
+      return { reservationId: row.id, amountMicros: amount, availableMicros: available - amount, expiresAt: row.expires_at };
+    });
+  }
+
+  /**
+   * Frees a hold that no model call will settle. Returns true when the
+   * reservation is released (now or by an earlier call), false when it was
+   * already settled or expired: then there is nothing left to free.
+   */
+  async release(reservationId: string, reason: string, callerTenantId?: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ tenant_id: string | null }>(`SELECT billing.reservation_tenant($1) AS tenant_id`, [reservationId]);
+    const tenantId = rows[0]?.tenant_id;
+    // A caller acting for another tenant learns nothing about the reservation.
+    if (!tenantId || (callerTenantId && callerTenantId !== tenantId)) throw new ReservationNotFoundError(reservationId);
+    return withTenantTransaction(this.pool, tenantId, async (client) => {
+      const current = await client.query<{ status: ReservationStatus }>(
+        `SELECT status FROM billing.reservations WHERE id = $1 AND tenant_id = $2 FOR UPDATE`,
+        [reservationId, tenantId],
+      );
+      const status = current.rows[0]?.status;
+      if (!status) throw new ReservationNotFoundError(reservationId);
+      if (status === 'released') return true;
+      if (status !== 'held') return false;
+      await client.query(
+        `UPDATE billing.reservations SET status = 'released', release_reason = $2, closed_at = now(), updated_at = now() WHERE id = $1`,
+        [reservationId, reason],
+      );
+      this.logger.debug({ reservation_id: reservationId, tenant_id: tenantId, reason }, 'reservation released');
+      return true;
+    });
+  }
+}
