@@ -17,12 +17,19 @@ describe('DrainTracker', () => {
     expect(await draining).toEqual({ drained: 1, forced: 0 });
   });
 
-  it('forces the streams still open when the grace period ends', async () => {
+  it('forces the streams still open when the grace period ends, and waits for their cleanup', async () => {
     const drain = new DrainTracker();
-    let forced = 0;
-    drain.track(() => forced++);
+    let cleanedUp = false;
+    const done = drain.track(() => {
+      // The stream ends asynchronously, as one writing a final event does.
+      setTimeout(() => {
+        cleanedUp = true;
+        done();
+      }, 20);
+    });
     expect(await drain.drain(10)).toEqual({ drained: 0, forced: 1 });
-    expect(forced).toBe(1);
+    expect(cleanedUp).toBe(true);
+    expect(drain.size).toBe(0);
   });
 });
 

@@ -20,6 +20,20 @@ import type { AnyService, CallInfo, ServiceImplementation } from './types';
 
 const statusName = (code: number) => status[code] ?? String(code);
 
+/** Waits for the stream to accept more data, or for the call to be aborted, whichever comes first. */
+function writable(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /**
  * A grpc-js server whose handlers are plain async functions and async
  * generators. It restores the caller's context and trace, turns cancellation
@@ -126,7 +140,7 @@ export class GrpcServer {
           try {
             for await (const message of handler(call.request, info)) {
               if (controller.signal.aborted) break;
-              if (!call.write(message)) await new Promise((resolve) => call.once('drain', resolve));
+              if (!call.write(message)) await writable(call, controller.signal);
             }
             if (controller.signal.aborted) throw controller.signal.reason;
             call.end();

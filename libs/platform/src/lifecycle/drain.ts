@@ -1,5 +1,7 @@
 import { inFlightStreams } from '../metrics/metrics';
 
+const FORCED_CLEANUP_MS = 3_000;
+
 /**
  * Tracks in-flight streams so shutdown can wait for them. A stream registers an
  * abort callback; when the grace period runs out, the remaining ones are told
@@ -35,18 +37,23 @@ export class DrainTracker {
   async drain(graceMs: number): Promise<{ drained: number; forced: number }> {
     this.draining = true;
     const initial = this.active.size;
-    if (initial > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    if (initial > 0) await this.settle(graceMs);
     const forced = this.active.size;
     for (const end of [...this.active.values()]) end();
+    // Forced streams still run their cleanup (a final event, a usage record);
+    // give them a bounded moment before resources close underneath them.
+    if (this.active.size > 0) await this.settle(FORCED_CLEANUP_MS);
     return { drained: initial - forced, forced };
+  }
+
+  private settle(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private flushWaiters() {

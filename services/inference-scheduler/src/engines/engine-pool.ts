@@ -1,0 +1,226 @@
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { CONFIG, HealthRegistry, LOGGER, type Logger } from '@ai-platform/platform';
+import type { SchedulerConfig } from '../config';
+import { enginePollFailures, engineHealthy, engineInFlight, engineScrapedRequests } from '../metrics';
+import { Engine, type ServedModel } from './engine';
+import { errorMessage, readBodyText } from './http';
+import { readEngineLoad } from './prometheus';
+
+const MAX_POLL_BODY_BYTES = 4 * 1024 * 1024;
+/** Consecutive timed-out polls that take a healthy engine out of rotation. */
+const TIMEOUTS_BEFORE_UNHEALTHY = 2;
+
+class PollTimeout extends Error {}
+
+/** A poll request that ran out of time (before or while reading the body). */
+function isTimeout(reason: unknown): boolean {
+  return reason instanceof PollTimeout || (reason instanceof Error && reason.name === 'TimeoutError');
+}
+
+/** Parses vLLM's `GET /v1/models` answer; entries without a string id are skipped. */
+export function parseModelList(body: unknown): ServedModel[] {
+  const data = (body as { data?: unknown } | null)?.data;
+  if (!Array.isArray(data)) throw new Error('no "data" array in /v1/models response');
+  const models: ServedModel[] = [];
+  for (const entry of data) {
+    const id = (entry as { id?: unknown } | null)?.id;
+    if (typeof id !== 'string' || id.length === 0 || id.length > 256) continue;
+    const maxModelLen = (entry as { max_model_len?: unknown }).max_model_len;
+    models.push({ id, ...(typeof maxModelLen === 'number' && Number.isSafeInteger(maxModelLen) && maxModelLen > 0 ? { maxModelLen } : {}) });
+  }
+  return models;
+}
+
+export interface ModelAvailability {
+  id: string;
+  /** Smallest context length among the ready engines serving it (0 when none says). */
+  contextLength: number;
+  readyEngines: number;
+}
+
+/**
+ * The static engine pool. Every engine is polled on an interval for health
+ * (`/health`), the models it serves (`/v1/models`) and its load (`/metrics`).
+ * A Generate attempt that cannot connect marks its engine unhealthy at once;
+ * the next successful poll brings it back.
+ */
+@Injectable()
+export class EnginePool implements OnModuleInit, OnModuleDestroy {
+  readonly engines: Engine[];
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private polling?: Promise<void>;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: SchedulerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(HealthRegistry) health: HealthRegistry,
+  ) {
+    const seen = new Set<string>();
+    this.engines = [];
+    for (const url of config.ENGINES) {
+      const engine = Engine.fromUrl(url);
+      if (seen.has(engine.id)) continue;
+      seen.add(engine.id);
+      this.engines.push(engine);
+      engineHealthy.set({ engine: engine.id }, 0);
+      engineInFlight.set({ engine: engine.id }, 0);
+    }
+    health.register('engines', async () => {
+      if (!this.engines.some((engine) => engine.healthy)) throw new Error(`no healthy engine among ${this.engines.map((engine) => engine.id).join(', ')}`);
+    });
+  }
+
+  async onModuleInit(): Promise<void> {
+    this.stopped = false;
+    await this.pollAll();
+    this.logger.info(
+      { engines: this.engines.map((engine) => ({ id: engine.id, healthy: engine.healthy, models: engine.models.map((model) => model.id), ...(engine.lastError ? { problem: engine.lastError } : {}) })) },
+      'engine pool polled',
+    );
+    this.schedule();
+  }
+
+  onModuleDestroy(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** Healthy engines serving `model`. */
+  candidates(model: string): Engine[] {
+    return this.engines.filter((engine) => engine.healthy && engine.serves(model));
+  }
+
+  /** Whether any engine served `model` at its last successful poll, healthy now or not. */
+  isKnownModel(model: string): boolean {
+    return this.engines.some((engine) => engine.serves(model));
+  }
+
+  /** Every model some engine reported at its last successful poll. */
+  knownModels(): string[] {
+    return [...new Set(this.engines.flatMap((engine) => engine.models.map((model) => model.id)))].sort();
+  }
+
+  /** Models served by at least one healthy engine. */
+  availableModels(): ModelAvailability[] {
+    const byModel = new Map<string, ModelAvailability>();
+    for (const engine of this.engines) {
+      if (!engine.healthy) continue;
+      for (const served of engine.models) {
+        const entry = byModel.get(served.id) ?? { id: served.id, contextLength: 0, readyEngines: 0 };
+        entry.readyEngines++;
+        if (served.maxModelLen !== undefined) entry.contextLength = entry.contextLength === 0 ? served.maxModelLen : Math.min(entry.contextLength, served.maxModelLen);
+        byModel.set(served.id, entry);
+      }
+    }
+    return [...byModel.values()].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  acquire(engine: Engine): () => void {
+    engine.acquire();
+    engineInFlight.set({ engine: engine.id }, engine.inFlight);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      engine.release();
+      engineInFlight.set({ engine: engine.id }, engine.inFlight);
+    };
+  }
+
+  /** Takes an engine out of rotation after a failed call; the next good poll restores it. */
+  markFailed(engine: Engine, reason: string): void {
+    if (engine.healthy) this.logger.warn({ engine: engine.id, reason }, 'engine failed a request; out of rotation until its next successful poll');
+    this.setHealth(engine, false, reason);
+  }
+
+  /** Polls every engine once (concurrent polls share one pass). */
+  pollAll(): Promise<void> {
+    this.polling ??= Promise.all(this.engines.map((engine) => this.poll(engine))).then(
+      () => {
+        this.polling = undefined;
+      },
+      (error) => {
+        this.polling = undefined;
+        this.logger.error({ err: error }, 'engine poll pass failed');
+      },
+    );
+    return this.polling;
+  }
+
+  private schedule() {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.pollAll().finally(() => this.schedule());
+    }, this.config.ENGINE_POLL_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  private async get(engine: Engine, path: string): Promise<Response> {
+    let response: Response;
+    try {
+      response = await fetch(`${engine.baseUrl}${path}`, { signal: AbortSignal.timeout(this.config.ENGINE_POLL_TIMEOUT_MS), headers: { accept: '*/*' } });
+    } catch (error) {
+      if ((error as Error).name === 'TimeoutError') throw new PollTimeout(`GET ${path} timed out after ${this.config.ENGINE_POLL_TIMEOUT_MS} ms`);
+      throw error;
+    }
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new Error(`GET ${path} answered ${response.status}`);
+    }
+    return response;
+  }
+
+  private async poll(engine: Engine): Promise<void> {
+    engine.beginScrape();
+    const [health, models, metrics] = await Promise.allSettled([
+      this.get(engine, '/health').then((response) => response.body?.cancel()),
+      this.get(engine, '/v1/models').then(async (response) => parseModelList(JSON.parse(await readBodyText(response, MAX_POLL_BODY_BYTES)))),
+      this.get(engine, '/metrics').then(async (response) => readEngineLoad(await readBodyText(response, MAX_POLL_BODY_BYTES))),
+    ]);
+    engine.lastPolledAt = Date.now();
+
+    if (models.status === 'fulfilled') engine.models = models.value;
+    else enginePollFailures.inc({ engine: engine.id, endpoint: 'models' });
+    if (health.status === 'rejected') enginePollFailures.inc({ engine: engine.id, endpoint: 'health' });
+
+    if (metrics.status === 'fulfilled' && metrics.value) {
+      engine.endScrape(metrics.value);
+      engineScrapedRequests.set({ engine: engine.id, state: 'running' }, metrics.value.running);
+      engineScrapedRequests.set({ engine: engine.id, state: 'waiting' }, metrics.value.waiting);
+    } else {
+      // Unknown load counts as none from others; our own in-flight count still applies.
+      engine.endScrape(undefined);
+      enginePollFailures.inc({ engine: engine.id, endpoint: 'metrics' });
+    }
+
+    // A poll that only timed out is forgiven once: a busy engine may answer
+    // late. Refused connections and explicit failures count at once.
+    const timedOut = [health, models].some((result) => result.status === 'rejected' && isTimeout(result.reason));
+    const hardFailure = [health, models].some((result) => result.status === 'rejected' && !isTimeout(result.reason));
+    engine.consecutiveTimeouts = timedOut && !hardFailure ? engine.consecutiveTimeouts + 1 : 0;
+    if (timedOut && !hardFailure && engine.healthy && engine.consecutiveTimeouts < TIMEOUTS_BEFORE_UNHEALTHY) {
+      this.logger.warn({ engine: engine.id }, 'engine poll timed out; keeping it in rotation for now');
+      return;
+    }
+
+    const problem =
+      health.status === 'rejected'
+        ? `health: ${errorMessage(health.reason)}`
+        : models.status === 'rejected'
+          ? `models: ${errorMessage(models.reason)}`
+          : engine.models.length === 0
+            ? 'serves no model'
+            : undefined;
+    this.setHealth(engine, problem === undefined, problem);
+  }
+
+  private setHealth(engine: Engine, healthy: boolean, problem?: string) {
+    const was = engine.healthy;
+    engine.healthy = healthy;
+    engine.lastError = problem;
+    engineHealthy.set({ engine: engine.id }, healthy ? 1 : 0);
+    if (healthy && !was) this.logger.info({ engine: engine.id, models: engine.models.map((model) => model.id) }, 'engine ready');
+    else if (!healthy && was) this.logger.warn({ engine: engine.id, problem }, 'engine not ready');
+  }
+}
