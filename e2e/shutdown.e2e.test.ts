@@ -62,6 +62,7 @@ describe('SIGTERM to any service while a stream is open', () => {
       expect(result.usage?.completion_tokens).toBeGreaterThan(0);
       expect(result.exitCode).toBe(0);
       await stack.startService(service);
+      await stack.waitUntilServing(tenant.apiKey);
       // The turn is billed even when billing itself was the one restarted: the
       // usage event waited in Kafka.
       const record = await waitFor(async () => {
@@ -75,6 +76,7 @@ describe('SIGTERM to any service while a stream is open', () => {
   it('ends the stream with a clean error event when the engine must stop before the answer is done', async () => {
     await stack.kill('cpu-engine');
     await stack.startService('cpu-engine', { SHUTDOWN_GRACE_MS: '200' });
+    await stack.waitUntilServing(tenant.apiKey);
     const result = await streamWhileStopping('cpu-engine', 400);
     expect(result.exitCode).toBe(0);
     expect(result.text.length).toBeGreaterThan(0);
@@ -82,6 +84,7 @@ describe('SIGTERM to any service while a stream is open', () => {
     expect(result.error).not.toBeInstanceOf(OpenAI.APIConnectionError);
     expect((result.error as Error).message.length).toBeGreaterThan(0);
     await stack.startService('cpu-engine');
+    await stack.waitUntilServing(tenant.apiKey);
     // The tokens produced before the cut are still billed.
     const record = await waitFor(async () => {
       const { rows } = await db.query(`SELECT status, output_tokens FROM billing.usage_records WHERE request_id = $1`, [result.requestId]);

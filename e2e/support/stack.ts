@@ -67,6 +67,16 @@ export class TestStack {
     }
   }
 
+  /** Resolves once the gateway lists `model`, i.e. the whole chain down to an engine serves it. */
+  async waitUntilServing(apiKey: string, model = MODEL): Promise<void> {
+    await waitFor(async () => {
+      const response = await fetch(`${this.gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } }).catch(() => undefined);
+      if (!response?.ok) return undefined;
+      const body = (await response.json()) as { data: Array<{ id: string }> };
+      return body.data.some((entry) => entry.id === model) ? true : undefined;
+    }, `the gateway to serve ${model}`);
+  }
+
   /** Sends `signal` and resolves with the exit code once the process is gone. */
   async kill(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     const child = this.processes.get(name);

@@ -22,8 +22,10 @@ export class ModelCatalog {
     if (this.cached && Date.now() - this.cached.at < this.config.MODELS_CACHE_MS) return this.cached.models;
     try {
       const { models } = await this.upstream.orchestrator.listModels({}, { timeoutMs: 5_000 });
-      this.cached = { at: Date.now(), models: models.map((model) => ({ id: model.id, contextLength: model.contextLength })) };
-      return this.cached.models;
+      const list = models.map((model) => ({ id: model.id, contextLength: model.contextLength }));
+      // An empty pool is usually an engine restarting: ask again next time instead of caching it.
+      this.cached = list.length > 0 ? { at: Date.now(), models: list } : undefined;
+      return list;
     } catch (error) {
       throw isServiceError(error) ? apiErrorFromGrpc(error.code, error.details) : error;
     }
