@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { Pool } from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MODEL, TestStack, waitFor, type Credentials } from './support/stack';
 
 let stack: TestStack;
@@ -13,6 +13,10 @@ beforeAll(async () => {
   tenant = stack.createTenant();
   client = new OpenAI({ apiKey: tenant.apiKey, baseURL: `${stack.gatewayUrl}/v1`, maxRetries: 0 });
   db = new Pool({ connectionString: process.env.DATABASE_URL });
+});
+
+afterEach((context) => {
+  if (context.task.result?.state === 'fail') stack.printLogs();
 });
 
 afterAll(async () => {

@@ -86,6 +86,11 @@ export class TestStack {
     return exited;
   }
 
+  /** Writes the recent output of every service to stderr, to explain a failed test. */
+  printLogs(lines = 30): void {
+    for (const [name, output] of this.output) process.stderr.write(`--- ${name} ---\n${output.slice(-lines).join('\n')}\n`);
+  }
+
   logs(name: ServiceName): string[] {
     return this.output.get(name) ?? [];
   }
