@@ -10,13 +10,24 @@ export interface ModelPrice {
   inputMicrosPerMillion: number;
   cachedInputMicrosPerMillion: number;
   outputMicrosPerMillion: number;
+  /** Price of one tool call (micros); 0 when unset. */
+  toolCallMicros?: number;
+  /** Embedding tokens (micros per million); 0 when unset. */
+  embeddingMicrosPerMillion?: number;
+  /** Version of the price in a versioned price table (billing's `price_versions.id`). */
+  version?: number;
 }
 
 export interface TokenCounts {
   inputTokens: number;
   cachedInputTokens?: number;
   outputTokens: number;
+  toolCalls?: number;
+  embeddingTokens?: number;
 }
+
+/** Basis points: 10,000 bps = 100%. */
+export const BPS = 10_000;
 
 /** List prices of the models the platform serves out of the box. */
 export const DEFAULT_PRICES: readonly ModelPrice[] = [
@@ -42,10 +53,21 @@ export class PriceTable {
   models(): string[] {
     return [...this.byModel.keys()];
   }
+
+  all(): ModelPrice[] {
+    return [...this.byModel.values()];
+  }
+
+  /** Replaces the prices (a newer version of the table was loaded). */
+  replace(prices: readonly ModelPrice[]): void {
+    for (const price of prices) assertValidPrice(price);
+    this.byModel.clear();
+    for (const price of prices) this.byModel.set(price.model, price);
+  }
 }
 
 function assertValidPrice(price: ModelPrice) {
-  for (const value of [price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion, price.outputMicrosPerMillion]) {
+  for (const value of [price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion, price.outputMicrosPerMillion, price.toolCallMicros ?? 0, price.embeddingMicrosPerMillion ?? 0]) {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`price of ${price.model} must be a non-negative integer`);
   }
 }
@@ -60,12 +82,23 @@ export function costMicros(price: ModelPrice, tokens: TokenCounts): number {
   assertTokenCount('inputTokens', tokens.inputTokens);
   assertTokenCount('cachedInputTokens', cached);
   assertTokenCount('outputTokens', tokens.outputTokens);
+  assertTokenCount('toolCalls', tokens.toolCalls ?? 0);
+  assertTokenCount('embeddingTokens', tokens.embeddingTokens ?? 0);
   if (cached > tokens.inputTokens) throw new RangeError('cachedInputTokens cannot exceed inputTokens');
   const scaled =
     BigInt(tokens.inputTokens - cached) * BigInt(price.inputMicrosPerMillion) +
     BigInt(cached) * BigInt(price.cachedInputMicrosPerMillion) +
-    BigInt(tokens.outputTokens) * BigInt(price.outputMicrosPerMillion);
+    BigInt(tokens.outputTokens) * BigInt(price.outputMicrosPerMillion) +
+    BigInt(tokens.embeddingTokens ?? 0) * BigInt(price.embeddingMicrosPerMillion ?? 0) +
+    BigInt(tokens.toolCalls ?? 0) * BigInt(price.toolCallMicros ?? 0) * 1_000_000n;
   return Number((scaled + 999_999n) / 1_000_000n);
+}
+
+/** A tenant's markup on a cost, rounded up to the next micro: cost × (1 + bps / 10,000). */
+export function withMarkup(costMicros: number, markupBps: number): number {
+  if (!Number.isSafeInteger(markupBps) || markupBps < 0) throw new RangeError('markupBps must be a non-negative integer');
+  if (markupBps === 0) return costMicros;
+  return Number((BigInt(costMicros) * BigInt(BPS + markupBps) + BigInt(BPS - 1)) / BigInt(BPS));
 }
 
 /** Worst case of a request before it runs: all input uncached, every allowed output token used. */

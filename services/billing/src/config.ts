@@ -36,6 +36,24 @@ export const billingConfigSchema = baseConfigSchema.extend({
   /** Replaces the built-in price table (@ai-platform/pricing DEFAULT_PRICES) when set. */
   MODEL_PRICES_JSON: priceList().optional(),
   EXPIRY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** Usage events settled per Postgres transaction (the consumer's eachBatch chunk). */
+  USAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(20_000).default(2_000),
+  /** Kill-switch broadcast to the gateways; unset = Reserve alone enforces it. */
+  REDIS_URL: z.string().min(1).optional(),
+  KILL_SWITCH_RECONCILE_MS: z.coerce.number().int().min(100).default(2_000),
+  WEBHOOK_DELIVERY_INTERVAL_MS: z.coerce.number().int().min(100).default(1_000),
+  PRICE_RELOAD_MS: z.coerce.number().int().min(100).default(10_000),
+  /** Stripe: unset key = no Stripe (no meter reports, no top-ups). */
+  STRIPE_SECRET_KEY: z.string().min(1).optional(),
+  /** e.g. http://127.0.0.1:12111 for stripe-mock; unset = api.stripe.com. */
+  STRIPE_API_BASE: z.string().url().optional(),
+  STRIPE_WEBHOOK_SECRET: z.string().min(1).optional(),
+  STRIPE_WEBHOOK_TOLERANCE_SECONDS: z.coerce.number().int().min(1).default(300),
+  STRIPE_METER_EVENT_NAME: z.string().min(1).default('ai_platform_usage_micros'),
+  METER_REPORT_INTERVAL_MS: z.coerce.number().int().min(100).default(10_000),
+  AUTO_TOPUP_INTERVAL_MS: z.coerce.number().int().min(100).default(15_000),
+  TOP_UP_SUCCESS_URL: z.string().url().default('https://example.com/billing/success'),
+  TOP_UP_CANCEL_URL: z.string().url().default('https://example.com/billing/cancel'),
 });
 
 export type BillingConfig = z.infer<typeof billingConfigSchema>;

@@ -71,7 +71,8 @@ describe('usage events', () => {
       cost_micros: '205', reported_cost_micros: '999999', balance_change_micros: '-205', status: 'completed',
     });
     const usage = (await ledgerTransactions(billing.pool, tenantId)).filter((t) => t.kind === 'usage');
-    expect(usage).toEqual([expect.objectContaining({ reference: event.eventId, entries: [-205n, 205n] })]);
+    // One ledger transaction per tenant per consumer batch, named after its first event.
+    expect(usage).toEqual([expect.objectContaining({ reference: `batch:${event.eventId}`, entries: [-205n, 205n] })]);
     expect(await balanceOf(billing.pool, tenantId)).toBe(GRANT_MICROS - 205n);
     expect(await heldOf(billing.pool, tenantId)).toBe(0n);
 
@@ -91,7 +92,7 @@ describe('usage events', () => {
     await recorded(sentinel.eventId);
 
     const charges = (await ledgerTransactions(billing.pool, tenantId)).filter((t) => t.kind === 'usage');
-    expect(charges.map((t) => t.reference).sort()).toEqual([event.eventId, sentinel.eventId].sort());
+    expect(charges.map((t) => t.reference).sort()).toEqual([`batch:${event.eventId}`, `batch:${sentinel.eventId}`].sort());
     expect(await balanceOf(billing.pool, tenantId)).toBe(GRANT_MICROS - 30n - 1n);
     const { rows } = await billing.pool.query(`SELECT outcome FROM billing.processed_events WHERE consumer_group = $1 AND event_id = $2`, [
       billing.running.config.KAFKA_CONSUMER_GROUP, event.eventId,

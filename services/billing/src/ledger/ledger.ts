@@ -3,8 +3,18 @@ import { CONFIG, type PoolClient } from '@ai-platform/platform';
 import type { BillingConfig } from '../config';
 import { creditsToMicros, toBigInt } from './money';
 
-export type LedgerKind = 'signup_grant' | 'usage' | 'reservation_expiry' | 'expiry_adjustment' | 'top_up' | 'manual_adjustment';
-export type SystemAccount = 'grants' | 'revenue' | 'top_ups';
+export type LedgerKind =
+  | 'signup_grant' | 'grant' | 'purchase' | 'top_up' | 'usage' | 'reservation_expiry' | 'expiry_adjustment'
+  | 'refund' | 'manual_adjustment' | 'credit_expiry';
+export type SystemAccount = 'grants' | 'revenue' | 'top_ups' | 'purchases' | 'adjustments' | 'expired_credit';
+
+/** The tenant's account row, read under its lock. */
+export interface TenantAccount {
+  id: string;
+  markupBps: number;
+  hasBudgets: boolean;
+  currency: string;
+}
 
 export interface LedgerEntryInput {
   accountId: string;
@@ -55,6 +65,11 @@ export class Ledger {
    * they are serialised per tenant. Returns the account id.
    */
   async lockTenantAccount(client: PoolClient, tenantId: string): Promise<string> {
+    return (await this.lockTenant(client, tenantId)).id;
+  }
+
+  /** lockTenantAccount, with the tenant's billing settings read under the same lock. */
+  async lockTenant(client: PoolClient, tenantId: string): Promise<TenantAccount> {
     const existing = await this.selectForUpdate(client, tenantId);
     if (existing) return existing;
     const inserted = await client.query<{ id: string }>(
@@ -75,7 +90,7 @@ export class Ledger {
           amountMicros: grant,
         });
       }
-      return created; // the inserted row is ours until commit
+      return { id: created, markupBps: 0, hasBudgets: false, currency: 'usd' }; // the inserted row is ours until commit
     }
     // Another transaction created it concurrently and has committed by now.
     const raced = await this.selectForUpdate(client, tenantId);
@@ -128,8 +143,12 @@ export class Ledger {
     });
   }
 
-  private async selectForUpdate(client: PoolClient, tenantId: string): Promise<string | undefined> {
-    const { rows } = await client.query<{ id: string }>(`SELECT id FROM billing.accounts WHERE tenant_id = $1 FOR UPDATE`, [tenantId]);
-    return rows[0]?.id;
+  private async selectForUpdate(client: PoolClient, tenantId: string): Promise<TenantAccount | undefined> {
+    const { rows } = await client.query<{ id: string; markup_bps: number; has_budgets: boolean; currency: string }>(
+      `SELECT id, markup_bps, has_budgets, currency FROM billing.accounts WHERE tenant_id = $1 FOR UPDATE`,
+      [tenantId],
+    );
+    const row = rows[0];
+    return row && { id: row.id, markupBps: row.markup_bps, hasBudgets: row.has_budgets, currency: row.currency };
   }
 }

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { CONFIG, LOGGER, withTenantTransaction, type Logger, type Pool } from '@ai-platform/platform';
 import type { BillingConfig } from '../config';
 import { PG_POOL } from '../infra/tokens';
+import { BudgetService } from '../budgets/budget.service';
 import { Ledger } from '../ledger/ledger';
 import { toBigInt } from '../ledger/money';
 
@@ -27,6 +28,7 @@ export class ExpirySweeper {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(Ledger) private readonly ledger: Ledger,
+    @Inject(BudgetService) private readonly budgets: BudgetService,
   ) {}
 
   start(): void {
@@ -79,10 +81,11 @@ export class ExpirySweeper {
   }
 
   private async expire(reservationId: string, tenantId: string): Promise<boolean> {
-    return withTenantTransaction(this.pool, tenantId, async (client) => {
-      const accountId = await this.ledger.lockTenantAccount(client, tenantId);
-      const { rows } = await client.query<{ amount_micros: string }>(
-        `SELECT amount_micros FROM billing.reservations
+    const expired = await withTenantTransaction(this.pool, tenantId, async (client) => {
+      const account = await this.ledger.lockTenant(client, tenantId);
+      const accountId = account.id;
+      const { rows } = await client.query<{ amount_micros: string; user_id: string; api_key_id: string }>(
+        `SELECT amount_micros, user_id, api_key_id FROM billing.reservations
           WHERE id = $1 AND tenant_id = $2 AND status = 'held' AND expires_at <= now()
           FOR UPDATE`,
         [reservationId, tenantId],
@@ -99,6 +102,7 @@ export class ExpirySweeper {
           to: await this.ledger.systemAccountId(client, 'revenue'),
           amountMicros: amount,
         });
+        if (account.hasBudgets) await this.budgets.recordSpend(client, tenantId, [{ userId: rows[0].user_id, apiKeyId: rows[0].api_key_id, micros: amount }]);
       }
       await client.query(
         `UPDATE billing.reservations SET status = 'expired', settled_micros = amount_micros, closed_at = now(), updated_at = now() WHERE id = $1`,
@@ -106,5 +110,7 @@ export class ExpirySweeper {
       );
       return true;
     });
+    await this.budgets.afterCommit();
+    return expired;
   }
 }

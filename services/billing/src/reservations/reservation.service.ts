@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CONFIG, LOGGER, withTenantTransaction, type Logger, type Pool } from '@ai-platform/platform';
-import { worstCaseCostMicros, type PriceTable } from '@ai-platform/pricing';
+import { withMarkup, worstCaseCostMicros, type PriceTable } from '@ai-platform/pricing';
+import { BudgetExceededError, BudgetService } from '../budgets/budget.service';
 import type { BillingConfig } from '../config';
 import { PG_POOL, PRICE_TABLE } from '../infra/tokens';
 import { Ledger } from '../ledger/ledger';
@@ -61,6 +62,7 @@ export class ReservationService {
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(PRICE_TABLE) private readonly prices: PriceTable,
     @Inject(Ledger) private readonly ledger: Ledger,
+    @Inject(BudgetService) private readonly budgets: BudgetService,
   ) {}
 
   /**
@@ -71,27 +73,42 @@ export class ReservationService {
   async reserve(input: ReserveInput): Promise<Reservation> {
     const price = this.prices.get(input.model);
     if (!price) throw new RangeError(`unknown model "${input.model}"`);
-    const amount = BigInt(worstCaseCostMicros(price, input.inputTokens, input.maxOutputTokens));
-    return withTenantTransaction(this.pool, input.tenantId, async (client) => {
-      const accountId = await this.ledger.lockTenantAccount(client, input.tenantId);
-      const { balanceMicros, heldMicros } = await this.ledger.position(client, input.tenantId, accountId);
+    const base = worstCaseCostMicros(price, input.inputTokens, input.maxOutputTokens);
+    const outcome = await withTenantTransaction(this.pool, input.tenantId, async (client) => {
+      const account = await this.ledger.lockTenant(client, input.tenantId);
+      const amount = BigInt(withMarkup(base, account.markupBps));
+      const { balanceMicros, heldMicros } = await this.ledger.position(client, input.tenantId, account.id);
       const available = balanceMicros - heldMicros;
       if (amount > available) throw new InsufficientCreditError(amount, available, balanceMicros, heldMicros, input);
+      if (account.hasBudgets) {
+        try {
+          await this.budgets.check(client, input.tenantId, input.userId, input.apiKeyId, amount);
+        } catch (error) {
+          // A refusal that tripped the kill switch commits the trip, then refuses.
+          if (error instanceof BudgetExceededError && error.tripped) return { refused: error };
+          throw error;
+        }
+      }
       const { rows } = await client.query<{ id: string; expires_at: Date }>(
         `INSERT INTO billing.reservations
            (tenant_id, user_id, api_key_id, request_id, model, input_tokens, max_output_tokens,
-            input_price_micros, cached_input_price_micros, output_price_micros, amount_micros, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(secs => $12))
+            input_price_micros, cached_input_price_micros, output_price_micros, amount_micros, expires_at, price_version_id, markup_bps)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(secs => $12), $13, $14)
          RETURNING id, expires_at`,
         [
           input.tenantId, input.userId, input.apiKeyId, input.requestId, input.model, input.inputTokens, input.maxOutputTokens,
           price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion, price.outputMicrosPerMillion, amount.toString(),
-          this.config.RESERVATION_TTL_SECONDS,
+          this.config.RESERVATION_TTL_SECONDS, price.version ?? null, account.markupBps,
         ],
       );
       const row = rows[0]!;
-      return { reservationId: row.id, amountMicros: amount, availableMicros: available - amount, expiresAt: row.expires_at };
+      return { reservation: { reservationId: row.id, amountMicros: amount, availableMicros: available - amount, expiresAt: row.expires_at } };
     });
+    if ('refused' in outcome) {
+      await this.budgets.afterCommit();
+      throw outcome.refused;
+    }
+    return outcome.reservation;
   }
 
   /**

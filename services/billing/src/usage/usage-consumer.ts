@@ -1,23 +1,36 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Topics } from '@ai-platform/contracts';
-import { CONFIG, EventPublisher, IdempotentConsumer, LOGGER, PoisonMessageError, type ConsumedEvent, type Logger, type Pool, type PoolClient } from '@ai-platform/platform';
+import { CONFIG, EventPublisher, headerValue, LOGGER, PoisonMessageError, withTransaction, type ConsumedEvent, type Logger, type Pool } from '@ai-platform/platform';
 import type { PriceTable } from '@ai-platform/pricing';
-import type { Kafka } from 'kafkajs';
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import { BudgetService } from '../budgets/budget.service';
 import type { BillingConfig } from '../config';
 import { KAFKA, PG_POOL, PRICE_TABLE } from '../infra/tokens';
-import { parseUsageEvent } from './usage-event';
+import { BatchSettlement } from './batch-settlement';
+import { parseUsageEvent, type ValidUsage } from './usage-event';
 import { UsageSettlement } from './usage-settlement';
 
+const isDataError = (error: unknown) => {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+};
+
 /**
- * Consumes `usage.events.v1` exactly once in effect (IdempotentConsumer: the
- * event id is recorded in the same transaction as the usage record and the
- * ledger, offsets are committed after). Events that can never be billed go to
- * `usage.events.dlq.v1` with their reason; no money moves for them.
+ * Consumes `usage.events.v1` exactly once in effect, a Kafka batch at a time
+ * (`eachBatch`, chunks of USAGE_BATCH_SIZE): in ONE Postgres transaction the
+ * chunk's message ids go into `processed_events` (ids already there are
+ * skipped), poison messages are parked in `usage.events.dlq.v1` with their
+ * reason, and the new events are settled in bulk (BatchSettlement). The offset
+ * is committed only after that transaction; a crash anywhere before redelivers
+ * the chunk, whose ids are then found and skipped. If the bulk transaction
+ * fails on a data error, the chunk is retried one event per transaction so the
+ * one bad event is parked and the rest are billed.
  */
 @Injectable()
 export class UsageConsumer {
-  private consumer?: IdempotentConsumer;
+  private consumer?: Consumer;
   private publisher?: EventPublisher;
+  private running = false;
 
   constructor(
     @Inject(CONFIG) private readonly config: BillingConfig,
@@ -25,52 +38,135 @@ export class UsageConsumer {
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(KAFKA) private readonly kafka: Kafka,
     @Inject(PRICE_TABLE) private readonly prices: PriceTable,
-    @Inject(UsageSettlement) private readonly settlement: UsageSettlement,
+    @Inject(BatchSettlement) private readonly batch: BatchSettlement,
+    @Inject(UsageSettlement) private readonly single: UsageSettlement,
+    @Inject(BudgetService) private readonly budgets: BudgetService,
   ) {}
 
   get isRunning(): boolean {
-    return this.consumer?.isRunning ?? false;
+    return this.running;
   }
 
   async start(): Promise<void> {
+    await this.pool.query(
+      `CREATE TABLE IF NOT EXISTS billing.processed_events (
+         consumer_group text NOT NULL, event_id text NOT NULL, outcome text NOT NULL DEFAULT 'applied',
+         processed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (consumer_group, event_id))`,
+    );
     this.publisher = new EventPublisher(this.kafka);
-    this.consumer = new IdempotentConsumer({
-      kafka: this.kafka,
-      pool: this.pool,
-      schema: 'billing',
-      groupId: this.config.KAFKA_CONSUMER_GROUP,
-      topic: Topics.usageEvents,
-      deadLetterTopic: Topics.usageEventsDeadLetter,
-      publisher: this.publisher,
-      logger: this.logger,
-      handle: (client, event) => this.handle(client, event),
+    const consumer = this.kafka.consumer({ groupId: this.config.KAFKA_CONSUMER_GROUP, sessionTimeout: 30_000, heartbeatInterval: 3_000, maxWaitTimeInMs: 200, maxBytesPerPartition: 8 * 1024 * 1024 });
+    this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (event) => {
+      if (!event.payload.restart) this.running = false;
+      this.logger.error({ err: event.payload.error, restart: event.payload.restart }, 'usage consumer crashed');
     });
-    await this.consumer.start();
+    await consumer.connect();
+    await consumer.subscribe({ topic: Topics.usageEvents, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        for (let from = 0; from < batch.messages.length; from += this.config.USAGE_BATCH_SIZE) {
+          if (!isRunning() || isStale()) return;
+          const chunk = batch.messages.slice(from, from + this.config.USAGE_BATCH_SIZE);
+          await this.processChunk(batch.topic, batch.partition, chunk);
+          const next = (BigInt(chunk.at(-1)!.offset) + 1n).toString();
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+          resolveOffset(chunk.at(-1)!.offset);
+          await heartbeat();
+        }
+      },
+    });
+    this.running = true;
     this.logger.info({ topic: Topics.usageEvents, group: this.config.KAFKA_CONSUMER_GROUP }, 'usage consumer started');
   }
 
   async stop(): Promise<void> {
-    await this.consumer?.stop();
+    this.running = false;
+    await this.consumer?.disconnect();
     await this.publisher?.disconnect();
   }
 
-  private async handle(client: PoolClient, event: ConsumedEvent): Promise<void> {
-    const usage = parseUsageEvent(event, this.prices);
-    try {
-      const result = await this.settlement.apply(client, usage);
-      this.logger.debug(
-        { event_id: usage.eventId, tenant_id: usage.tenantId, cost_micros: result.costMicros.toString(), balance_change_micros: result.balanceChangeMicros.toString(), applied: result.applied },
-        'usage event settled',
-      );
-    } catch (error) {
-      // Data and integrity errors fail the same way on every retry: park the
-      // event instead of blocking its partition. Other failures (connection,
-      // deadlock, timeout) propagate and the event is retried.
-      const code = (error as { code?: unknown }).code;
-      if (typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))) {
-        throw new PoisonMessageError(`rejected by the database (${code}): ${(error as Error).message}`);
+  private toEvent(topic: string, partition: number, message: KafkaMessage): ConsumedEvent {
+    const headers: Record<string, string | undefined> = {};
+    for (const name of Object.keys(message.headers ?? {})) headers[name] = headerValue(message.headers, name);
+    return {
+      id: headers.ce_id ?? `${topic}/${partition}/${message.offset}`, type: headers.ce_type, key: message.key?.toString(), topic, partition,
+      offset: message.offset, value: message.value ?? Buffer.alloc(0), headers,
+    };
+  }
+
+  private async processChunk(topic: string, partition: number, messages: KafkaMessage[]): Promise<void> {
+    const parsed = messages.map((message) => {
+      const event = this.toEvent(topic, partition, message);
+      try {
+        return { event, usage: parseUsageEvent(event, this.prices) };
+      } catch (error) {
+        if (error instanceof PoisonMessageError) return { event, reason: error.message };
+        throw error;
       }
-      throw error;
+    });
+    try {
+      await withTransaction(this.pool, async (client) => {
+        const { rows } = await client.query<{ event_id: string }>(
+          `INSERT INTO billing.processed_events (consumer_group, event_id, outcome)
+           SELECT $1, id, outcome FROM unnest($2::text[], $3::text[]) AS t(id, outcome)
+           ON CONFLICT DO NOTHING RETURNING event_id`,
+          [this.config.KAFKA_CONSUMER_GROUP, parsed.map((item) => item.event.id), parsed.map((item) => ('usage' in item ? 'applied' : 'dead_lettered'))],
+        );
+        const fresh = new Set(rows.map((row) => row.event_id));
+        const taken = new Set<string>();
+        const isNew = (id: string) => fresh.has(id) && !taken.has(id) && taken.add(id) !== undefined;
+        const usable: ValidUsage[] = [];
+        const poison: Array<{ event: ConsumedEvent; reason: string }> = [];
+        for (const item of parsed) {
+          if (!isNew(item.event.id)) continue;
+          if ('usage' in item) usable.push(item.usage!);
+          else poison.push({ event: item.event, reason: item.reason! });
+        }
+        await this.deadLetter(poison);
+        await this.batch.apply(client, usable);
+      });
+      await this.budgets.afterCommit();
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+      this.logger.warn({ err: error }, 'bulk settlement hit a data error; settling this chunk one event at a time');
+      for (const item of parsed) await this.processOne(item.event);
     }
+  }
+
+  /** One event, one transaction: a data error parks only this event. */
+  private async processOne(event: ConsumedEvent): Promise<void> {
+    try {
+      await withTransaction(this.pool, async (client) => {
+        const { rowCount } = await client.query(`INSERT INTO billing.processed_events (consumer_group, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [this.config.KAFKA_CONSUMER_GROUP, event.id]);
+        if (!rowCount) return;
+        const usage = parseUsageEvent(event, this.prices);
+        try {
+          await this.single.apply(client, usage);
+        } catch (error) {
+          if (isDataError(error)) throw new PoisonMessageError(`rejected by the database (${(error as { code: string }).code}): ${(error as Error).message}`);
+          throw error;
+        }
+      });
+      await this.budgets.afterCommit();
+    } catch (error) {
+      if (!(error instanceof PoisonMessageError)) throw error;
+      await this.deadLetter([{ event, reason: error.message }]);
+      await this.pool.query(`INSERT INTO billing.processed_events (consumer_group, event_id, outcome) VALUES ($1, $2, 'dead_lettered') ON CONFLICT DO NOTHING`, [this.config.KAFKA_CONSUMER_GROUP, event.id]);
+    }
+  }
+
+  private async deadLetter(items: Array<{ event: ConsumedEvent; reason: string }>): Promise<void> {
+    if (items.length === 0) return;
+    await this.publisher!.publish(
+      Topics.usageEventsDeadLetter,
+      items.map(({ event, reason }) => ({
+        id: event.id, type: event.type ?? 'unknown', source: `${event.topic}/${event.partition}/${event.offset}`, key: event.key ?? '',
+        data: event.value, contentType: event.headers['content-type'], extensions: { deadletterreason: reason.slice(0, 500) },
+      })),
+    );
+    for (const { event, reason } of items) this.logger.warn({ event_id: event.id, reason }, 'usage event parked in the dead-letter topic');
   }
 }

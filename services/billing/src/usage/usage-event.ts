@@ -24,6 +24,8 @@ export interface ValidUsage {
   inputTokens: number;
   cachedInputTokens: number;
   outputTokens: number;
+  toolCalls: number;
+  embeddingTokens: number;
   reportedCostMicros: bigint;
   status: UsageOutcome;
   occurredAt: Date;
@@ -81,7 +83,7 @@ export function parseUsageEvent(message: ConsumedEvent, prices: PriceTable): Val
   if (!event.model) poison('model is missing');
   const price = prices.get(event.model);
   if (!price) poison(`unknown model "${event.model}": it has no price, so its usage cannot be billed`);
-  for (const [name, value] of [['input_tokens', event.inputTokens], ['cached_input_tokens', event.cachedInputTokens], ['output_tokens', event.outputTokens]] as const) {
+  for (const [name, value] of [['input_tokens', event.inputTokens], ['cached_input_tokens', event.cachedInputTokens], ['output_tokens', event.outputTokens], ['tool_calls', event.toolCalls], ['embedding_tokens', event.embeddingTokens]] as const) {
     if (!Number.isSafeInteger(value) || value < 0 || value > MAX_TOKENS_PER_REQUEST) poison(`${name} must be an integer between 0 and ${MAX_TOKENS_PER_REQUEST}, got ${value}`);
   }
   if (event.cachedInputTokens > event.inputTokens) poison(`cached_input_tokens (${event.cachedInputTokens}) exceeds input_tokens (${event.inputTokens})`);
@@ -106,6 +108,8 @@ export function parseUsageEvent(message: ConsumedEvent, prices: PriceTable): Val
     inputTokens: event.inputTokens,
     cachedInputTokens: event.cachedInputTokens,
     outputTokens: event.outputTokens,
+    toolCalls: event.toolCalls,
+    embeddingTokens: event.embeddingTokens,
     reportedCostMicros: event.costMicros,
     status: OUTCOMES[event.status] ?? 'unspecified',
     occurredAt,

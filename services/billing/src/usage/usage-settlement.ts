@@ -1,6 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { LOGGER, type Logger, type PoolClient } from '@ai-platform/platform';
-import { costMicros } from '@ai-platform/pricing';
+import { costMicros, withMarkup } from '@ai-platform/pricing';
+import { BudgetService } from '../budgets/budget.service';
+import { MeterReporter } from '../stripe/meter-reporter';
 import { Ledger, type LedgerKind } from '../ledger/ledger';
 import { toBigInt } from '../ledger/money';
 import type { ReservationStatus } from '../reservations/reservation.service';
@@ -44,13 +46,15 @@ export class UsageSettlement {
   constructor(
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(Ledger) private readonly ledger: Ledger,
+    @Inject(BudgetService) private readonly budgets: BudgetService,
   ) {}
 
   async apply(client: PoolClient, usage: ValidUsage): Promise<SettlementResult> {
     const { tenantId } = usage;
     await client.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenantId]);
-    const accountId = await this.ledger.lockTenantAccount(client, tenantId);
-    const cost = BigInt(costMicros(usage.price, usage));
+    const account = await this.ledger.lockTenant(client, tenantId);
+    const accountId = account.id;
+    const cost = BigInt(withMarkup(costMicros(usage.price, usage), account.markupBps));
     if (usage.reportedCostMicros !== cost) {
       this.logger.debug({ event_id: usage.eventId, reported: usage.reportedCostMicros.toString(), computed: cost.toString() }, 'usage event cost differs from the price table; billing the price table');
     }
@@ -60,8 +64,8 @@ export class UsageSettlement {
       `INSERT INTO billing.usage_records
          (event_id, tenant_id, user_id, api_key_id, request_id, conversation_id, reservation_id, reservation_ref, model, engine_id, priority,
           input_tokens, cached_input_tokens, output_tokens, input_price_micros, cached_input_price_micros, output_price_micros,
-          cost_micros, reported_cost_micros, status, occurred_at, started_at, finished_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+          cost_micros, reported_cost_micros, status, occurred_at, started_at, finished_at, price_version_id, markup_bps, tool_calls, embedding_tokens)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
        ON CONFLICT (event_id) DO NOTHING
        RETURNING id`,
       [
@@ -69,6 +73,7 @@ export class UsageSettlement {
         usage.model, usage.engineId, usage.priority, usage.inputTokens, usage.cachedInputTokens, usage.outputTokens,
         usage.price.inputMicrosPerMillion, usage.price.cachedInputMicrosPerMillion, usage.price.outputMicrosPerMillion,
         cost.toString(), usage.reportedCostMicros.toString(), usage.status, usage.occurredAt, usage.startedAt ?? null, usage.finishedAt ?? null,
+        usage.price.version ?? null, account.markupBps, usage.toolCalls, usage.embeddingTokens,
       ],
     );
     const recordId = inserted.rows[0]?.id;
@@ -113,6 +118,8 @@ export class UsageSettlement {
         amountMicros: charge > 0n ? charge : -charge,
       });
     }
+    if (account.hasBudgets && charge !== 0n) await this.budgets.recordSpend(client, tenantId, [{ userId: usage.userId, apiKeyId: usage.apiKeyId, micros: charge }]);
+    await MeterReporter.addPending(client, [{ tenantId, micros: cost }]);
     await client.query(`UPDATE billing.usage_records SET balance_change_micros = $2, ledger_transaction_id = $3 WHERE id = $1`, [
       recordId, (-charge).toString(), transactionId,
     ]);

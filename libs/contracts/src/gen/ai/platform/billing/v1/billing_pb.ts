@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ai/platform/billing/v1/billing.proto.
  */
 export const file_ai_platform_billing_v1_billing: GenFile = /*@__PURE__*/
-  fileDesc("CiRhaS9wbGF0Zm9ybS9iaWxsaW5nL3YxL2JpbGxpbmcucHJvdG8SFmFpLnBsYXRmb3JtLmJpbGxpbmcudjEinAEKDlJlc2VydmVSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhIKCmFwaV9rZXlfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCRINCgVtb2RlbBgFIAEoCRIUCgxpbnB1dF90b2tlbnMYBiABKA0SGQoRbWF4X291dHB1dF90b2tlbnMYByABKA0iigEKD1Jlc2VydmVSZXNwb25zZRIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRIVCg1hbW91bnRfbWljcm9zGAIgASgDEhgKEGF2YWlsYWJsZV9taWNyb3MYAyABKAMSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAoOUmVsZWFzZVJlcXVlc3QSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJIiMKD1JlbGVhc2VSZXNwb25zZRIQCghyZWxlYXNlZBgBIAEoCDLIAQoOQmlsbGluZ1NlcnZpY2USWgoHUmVzZXJ2ZRImLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuUmVzZXJ2ZVJlcXVlc3QaJy5haS5wbGF0Zm9ybS5iaWxsaW5nLnYxLlJlc2VydmVSZXNwb25zZRJaCgdSZWxlYXNlEiYuYWkucGxhdGZvcm0uYmlsbGluZy52MS5SZWxlYXNlUmVxdWVzdBonLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuUmVsZWFzZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiRhaS9wbGF0Zm9ybS9iaWxsaW5nL3YxL2JpbGxpbmcucHJvdG8SFmFpLnBsYXRmb3JtLmJpbGxpbmcudjEinAEKDlJlc2VydmVSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhIKCmFwaV9rZXlfaWQYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCRINCgVtb2RlbBgFIAEoCRIUCgxpbnB1dF90b2tlbnMYBiABKA0SGQoRbWF4X291dHB1dF90b2tlbnMYByABKA0iigEKD1Jlc2VydmVSZXNwb25zZRIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRIVCg1hbW91bnRfbWljcm9zGAIgASgDEhgKEGF2YWlsYWJsZV9taWNyb3MYAyABKAMSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOAoOUmVsZWFzZVJlcXVlc3QSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSDgoGcmVhc29uGAIgASgJIiMKD1JlbGVhc2VSZXNwb25zZRIQCghyZWxlYXNlZBgBIAEoCCImChFHZXRCYWxhbmNlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkitwEKEkdldEJhbGFuY2VSZXNwb25zZRIWCg5iYWxhbmNlX21pY3JvcxgBIAEoAxITCgtoZWxkX21pY3JvcxgCIAEoAxIYChBhdmFpbGFibGVfbWljcm9zGAMgASgDEhAKCGN1cnJlbmN5GAQgASgJEhcKD2V4cGlyaW5nX21pY3JvcxgFIAEoAxIvCgtuZXh0X2V4cGlyeRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNAoQTGlzdEhvbGRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDQoFbGltaXQYAiABKA0i3QEKBEhvbGQSFgoOcmVzZXJ2YXRpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRISCgphcGlfa2V5X2lkGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkSDQoFbW9kZWwYBSABKAkSFQoNYW1vdW50X21pY3JvcxgGIAEoAxIuCgpjcmVhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJWChFMaXN0SG9sZHNSZXNwb25zZRIrCgVob2xkcxgBIAMoCzIcLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuSG9sZBIUCgx0b3RhbF9taWNyb3MYAiABKAMiTAoYTGlzdExlZGdlckVudHJpZXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRINCgVsaW1pdBgCIAEoDRIOCgZiZWZvcmUYAyABKAkisgEKC0xlZGdlckVudHJ5EhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEgwKBGtpbmQYAiABKAkSEQoJcmVmZXJlbmNlGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhUKDWFtb3VudF9taWNyb3MYBSABKAMSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGY3Vyc29yGAcgASgJIn4KGUxpc3RMZWRnZXJFbnRyaWVzUmVzcG9uc2USNAoHZW50cmllcxgBIAMoCzIjLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuTGVkZ2VyRW50cnkSFgoOYmFsYW5jZV9taWNyb3MYAiABKAMSEwoLbmV4dF9jdXJzb3IYAyABKAkijwEKFkdldFVzYWdlU3VtbWFyeVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhAKCGdyb3VwX2J5GAIgAygJEigKBGZyb20YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK+AQoKVXNhZ2VHcm91cBILCgNkYXkYASABKAkSDQoFbW9kZWwYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgphcGlfa2V5X2lkGAQgASgJEhAKCHJlcXVlc3RzGAUgASgDEhQKDGlucHV0X3Rva2VucxgGIAEoAxIbChNjYWNoZWRfaW5wdXRfdG9rZW5zGAcgASgDEhUKDW91dHB1dF90b2tlbnMYCCABKAMSEwoLY29zdF9taWNyb3MYCSABKAMigAEKF0dldFVzYWdlU3VtbWFyeVJlc3BvbnNlEjIKBmdyb3VwcxgBIAMoCzIiLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuVXNhZ2VHcm91cBIZChF0b3RhbF9jb3N0X21pY3JvcxgCIAEoAxIWCg50b3RhbF9yZXF1ZXN0cxgDIAEoAyItChhHZXRJbnZvaWNlUHJldmlld1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIlYKC0ludm9pY2VMaW5lEhMKC2Rlc2NyaXB0aW9uGAEgASgJEgwKBGtpbmQYAiABKAkSFQoNYW1vdW50X21pY3JvcxgDIAEoAxINCgVjb3VudBgEIAEoAyKxAgoZR2V0SW52b2ljZVByZXZpZXdSZXNwb25zZRIwCgxwZXJpb2Rfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnBlcmlvZF9lbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKBWxpbmVzGAMgAygLMiMuYWkucGxhdGZvcm0uYmlsbGluZy52MS5JbnZvaWNlTGluZRIUCgx1c2FnZV9taWNyb3MYBCABKAMSFgoOY3JlZGl0c19taWNyb3MYBSABKAMSHgoWb3BlbmluZ19iYWxhbmNlX21pY3JvcxgGIAEoAxIeChZjbG9zaW5nX2JhbGFuY2VfbWljcm9zGAcgASgDEhAKCGN1cnJlbmN5GAggASgJIncKFEdldENvc3RSZXBvcnRSZXF1ZXN0EigKBGZyb20YASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVsaW1pdBgDIAEoDSKMAQoKVGVuYW50Q29zdBIRCgl0ZW5hbnRfaWQYASABKAkSEAoIcmVxdWVzdHMYAiABKAMSFAoMaW5wdXRfdG9rZW5zGAMgASgDEhUKDW91dHB1dF90b2tlbnMYBCABKAMSFAoMdXNhZ2VfbWljcm9zGAUgASgDEhYKDmJhbGFuY2VfbWljcm9zGAYgASgDImgKFUdldENvc3RSZXBvcnRSZXNwb25zZRIzCgd0ZW5hbnRzGAEgAygLMiIuYWkucGxhdGZvcm0uYmlsbGluZy52MS5UZW5hbnRDb3N0EhoKEnRvdGFsX3VzYWdlX21pY3JvcxgCIAEoAyKjAQoRUG9zdENyZWRpdFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBGtpbmQYAiABKAkSFQoNYW1vdW50X21pY3JvcxgDIAEoAxIRCglyZWZlcmVuY2UYBCABKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVwoSUG9zdENyZWRpdFJlc3BvbnNlEhYKDnRyYW5zYWN0aW9uX2lkGAEgASgJEhEKCWR1cGxpY2F0ZRgCIAEoCBIWCg5iYWxhbmNlX21pY3JvcxgDIAEoAyKCAQoaQ3JlYXRlVG9wVXBDaGVja291dFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhYKDmNyZWRpdHNfbWljcm9zGAIgASgDEhAKCGN1cnJlbmN5GAMgASgJEhMKC3N1Y2Nlc3NfdXJsGAQgASgJEhIKCmNhbmNlbF91cmwYBSABKAkieAobQ3JlYXRlVG9wVXBDaGVja291dFJlc3BvbnNlEhAKCG9yZGVyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSCwoDdXJsGAMgASgJEhQKDGFtb3VudF9taW5vchgEIAEoAxIQCghjdXJyZW5jeRgFIAEoCSJAChpIYW5kbGVTdHJpcGVXZWJob29rUmVxdWVzdBIPCgdwYXlsb2FkGAEgASgMEhEKCXNpZ25hdHVyZRgCIAEoCSJnChtIYW5kbGVTdHJpcGVXZWJob29rUmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkSEgoKZXZlbnRfdHlwZRgCIAEoCRIRCglkdXBsaWNhdGUYAyABKAgSDwoHb3V0Y29tZRgEIAEoCSKrAgoGQnVkZ2V0EhEKCXRlbmFudF9pZBgBIAEoCRINCgVzY29wZRgCIAEoCRIPCgdzdWJqZWN0GAMgASgJEg4KBnBlcmlvZBgEIAEoCRIUCgxsaW1pdF9taWNyb3MYBSABKAMSGgoSaGFyZF9saW1pdF9wZXJjZW50GAYgASgNEhQKDHNwZW50X21pY3JvcxgHIAEoAxITCgtoZWxkX21pY3JvcxgIIAEoAxIPCgd0cmlwcGVkGAkgASgIEg4KBmxpZnRlZBgKIAEoCBIwCgxwZXJpb2Rfc3RhcnQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnBlcmlvZF9lbmQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlIKEFNldEJ1ZGdldFJlcXVlc3QSLgoGYnVkZ2V0GAEgASgLMh4uYWkucGxhdGZvcm0uYmlsbGluZy52MS5CdWRnZXQSDgoGZGVsZXRlGAIgASgIIkMKEVNldEJ1ZGdldFJlc3BvbnNlEi4KBmJ1ZGdldBgBIAEoCzIeLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuQnVkZ2V0IicKEkxpc3RCdWRnZXRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiRgoTTGlzdEJ1ZGdldHNSZXNwb25zZRIvCgdidWRnZXRzGAEgAygLMh4uYWkucGxhdGZvcm0uYmlsbGluZy52MS5CdWRnZXQiWgoVTGlmdEtpbGxTd2l0Y2hSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRINCgVzY29wZRgCIAEoCRIPCgdzdWJqZWN0GAMgASgJEg4KBnBlcmlvZBgEIAEoCSIoChZMaWZ0S2lsbFN3aXRjaFJlc3BvbnNlEg4KBmxpZnRlZBgBIAEoDSK/AwoYU2V0VGVuYW50U2V0dGluZ3NSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIXCgptYXJrdXBfYnBzGAIgASgFSACIAQESFQoIY3VycmVuY3kYAyABKAlIAYgBARIeChFhbGVydF93ZWJob29rX3VybBgEIAEoCUgCiAEBEiEKFGFsZXJ0X3dlYmhvb2tfc2VjcmV0GAUgASgJSAOIAQESKAobYXV0b190b3B1cF90aHJlc2hvbGRfbWljcm9zGAYgASgDSASIAQESJQoYYXV0b190b3B1cF9hbW91bnRfbWljcm9zGAcgASgDSAWIAQESJgoZYXV0b190b3B1cF9wYXltZW50X21ldGhvZBgIIAEoCUgGiAEBQg0KC19tYXJrdXBfYnBzQgsKCV9jdXJyZW5jeUIUChJfYWxlcnRfd2ViaG9va191cmxCFwoVX2FsZXJ0X3dlYmhvb2tfc2VjcmV0Qh4KHF9hdXRvX3RvcHVwX3RocmVzaG9sZF9taWNyb3NCGwoZX2F1dG9fdG9wdXBfYW1vdW50X21pY3Jvc0IcChpfYXV0b190b3B1cF9wYXltZW50X21ldGhvZCI3ChlTZXRUZW5hbnRTZXR0aW5nc1Jlc3BvbnNlEhoKEnN0cmlwZV9jdXN0b21lcl9pZBgBIAEoCSLOAQoPU2V0UHJpY2VSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEiAKGGlucHV0X21pY3Jvc19wZXJfbWlsbGlvbhgCIAEoAxInCh9jYWNoZWRfaW5wdXRfbWljcm9zX3Blcl9taWxsaW9uGAMgASgDEiEKGW91dHB1dF9taWNyb3NfcGVyX21pbGxpb24YBCABKAMSGAoQdG9vbF9jYWxsX21pY3JvcxgFIAEoAxIkChxlbWJlZGRpbmdfbWljcm9zX3Blcl9taWxsaW9uGAYgASgDIiMKEFNldFByaWNlUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoAzLeDQoOQmlsbGluZ1NlcnZpY2USWgoHUmVzZXJ2ZRImLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuUmVzZXJ2ZVJlcXVlc3QaJy5haS5wbGF0Zm9ybS5iaWxsaW5nLnYxLlJlc2VydmVSZXNwb25zZRJaCgdSZWxlYXNlEiYuYWkucGxhdGZvcm0uYmlsbGluZy52MS5SZWxlYXNlUmVxdWVzdBonLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuUmVsZWFzZVJlc3BvbnNlEmMKCkdldEJhbGFuY2USKS5haS5wbGF0Zm9ybS5iaWxsaW5nLnYxLkdldEJhbGFuY2VSZXF1ZXN0GiouYWkucGxhdGZvcm0uYmlsbGluZy52MS5HZXRCYWxhbmNlUmVzcG9uc2USYAoJTGlzdEhvbGRzEiguYWkucGxhdGZvcm0uYmlsbGluZy52MS5MaXN0SG9sZHNSZXF1ZXN0GikuYWkucGxhdGZvcm0uYmlsbGluZy52MS5MaXN0SG9sZHNSZXNwb25zZRJ4ChFMaXN0TGVkZ2VyRW50cmllcxIwLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuTGlzdExlZGdlckVudHJpZXNSZXF1ZXN0GjEuYWkucGxhdGZvcm0uYmlsbGluZy52MS5MaXN0TGVkZ2VyRW50cmllc1Jlc3BvbnNlEnIKD0dldFVzYWdlU3VtbWFyeRIuLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuR2V0VXNhZ2VTdW1tYXJ5UmVxdWVzdBovLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuR2V0VXNhZ2VTdW1tYXJ5UmVzcG9uc2USeAoRR2V0SW52b2ljZVByZXZpZXcSMC5haS5wbGF0Zm9ybS5iaWxsaW5nLnYxLkdldEludm9pY2VQcmV2aWV3UmVxdWVzdBoxLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuR2V0SW52b2ljZVByZXZpZXdSZXNwb25zZRJsCg1HZXRDb3N0UmVwb3J0EiwuYWkucGxhdGZvcm0uYmlsbGluZy52MS5HZXRDb3N0UmVwb3J0UmVxdWVzdBotLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuR2V0Q29zdFJlcG9ydFJlc3BvbnNlEmMKClBvc3RDcmVkaXQSKS5haS5wbGF0Zm9ybS5iaWxsaW5nLnYxLlBvc3RDcmVkaXRSZXF1ZXN0GiouYWkucGxhdGZvcm0uYmlsbGluZy52MS5Qb3N0Q3JlZGl0UmVzcG9uc2USfgoTQ3JlYXRlVG9wVXBDaGVja291dBIyLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuQ3JlYXRlVG9wVXBDaGVja291dFJlcXVlc3QaMy5haS5wbGF0Zm9ybS5iaWxsaW5nLnYxLkNyZWF0ZVRvcFVwQ2hlY2tvdXRSZXNwb25zZRJ+ChNIYW5kbGVTdHJpcGVXZWJob29rEjIuYWkucGxhdGZvcm0uYmlsbGluZy52MS5IYW5kbGVTdHJpcGVXZWJob29rUmVxdWVzdBozLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuSGFuZGxlU3RyaXBlV2ViaG9va1Jlc3BvbnNlEmAKCVNldEJ1ZGdldBIoLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuU2V0QnVkZ2V0UmVxdWVzdBopLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuU2V0QnVkZ2V0UmVzcG9uc2USZgoLTGlzdEJ1ZGdldHMSKi5haS5wbGF0Zm9ybS5iaWxsaW5nLnYxLkxpc3RCdWRnZXRzUmVxdWVzdBorLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuTGlzdEJ1ZGdldHNSZXNwb25zZRJvCg5MaWZ0S2lsbFN3aXRjaBItLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuTGlmdEtpbGxTd2l0Y2hSZXF1ZXN0Gi4uYWkucGxhdGZvcm0uYmlsbGluZy52MS5MaWZ0S2lsbFN3aXRjaFJlc3BvbnNlEngKEVNldFRlbmFudFNldHRpbmdzEjAuYWkucGxhdGZvcm0uYmlsbGluZy52MS5TZXRUZW5hbnRTZXR0aW5nc1JlcXVlc3QaMS5haS5wbGF0Zm9ybS5iaWxsaW5nLnYxLlNldFRlbmFudFNldHRpbmdzUmVzcG9uc2USXQoIU2V0UHJpY2USJy5haS5wbGF0Zm9ybS5iaWxsaW5nLnYxLlNldFByaWNlUmVxdWVzdBooLmFpLnBsYXRmb3JtLmJpbGxpbmcudjEuU2V0UHJpY2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message ai.platform.billing.v1.ReserveRequest
@@ -133,6 +133,1117 @@ export const ReleaseResponseSchema: GenMessage<ReleaseResponse> = /*@__PURE__*/
   messageDesc(file_ai_platform_billing_v1_billing, 3);
 
 /**
+ * @generated from message ai.platform.billing.v1.GetBalanceRequest
+ */
+export type GetBalanceRequest = Message<"ai.platform.billing.v1.GetBalanceRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.GetBalanceRequest.
+ * Use `create(GetBalanceRequestSchema)` to create a new message.
+ */
+export const GetBalanceRequestSchema: GenMessage<GetBalanceRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 4);
+
+/**
+ * @generated from message ai.platform.billing.v1.GetBalanceResponse
+ */
+export type GetBalanceResponse = Message<"ai.platform.billing.v1.GetBalanceResponse"> & {
+  /**
+   * @generated from field: int64 balance_micros = 1;
+   */
+  balanceMicros: bigint;
+
+  /**
+   * @generated from field: int64 held_micros = 2;
+   */
+  heldMicros: bigint;
+
+  /**
+   * @generated from field: int64 available_micros = 3;
+   */
+  availableMicros: bigint;
+
+  /**
+   * @generated from field: string currency = 4;
+   */
+  currency: string;
+
+  /**
+   * Credit that expires, and when the next lot expires.
+   *
+   * @generated from field: int64 expiring_micros = 5;
+   */
+  expiringMicros: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp next_expiry = 6;
+   */
+  nextExpiry?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.GetBalanceResponse.
+ * Use `create(GetBalanceResponseSchema)` to create a new message.
+ */
+export const GetBalanceResponseSchema: GenMessage<GetBalanceResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 5);
+
+/**
+ * @generated from message ai.platform.billing.v1.ListHoldsRequest
+ */
+export type ListHoldsRequest = Message<"ai.platform.billing.v1.ListHoldsRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.ListHoldsRequest.
+ * Use `create(ListHoldsRequestSchema)` to create a new message.
+ */
+export const ListHoldsRequestSchema: GenMessage<ListHoldsRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 6);
+
+/**
+ * @generated from message ai.platform.billing.v1.Hold
+ */
+export type Hold = Message<"ai.platform.billing.v1.Hold"> & {
+  /**
+   * @generated from field: string reservation_id = 1;
+   */
+  reservationId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string api_key_id = 3;
+   */
+  apiKeyId: string;
+
+  /**
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: string model = 5;
+   */
+  model: string;
+
+  /**
+   * @generated from field: int64 amount_micros = 6;
+   */
+  amountMicros: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 7;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 8;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.Hold.
+ * Use `create(HoldSchema)` to create a new message.
+ */
+export const HoldSchema: GenMessage<Hold> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 7);
+
+/**
+ * @generated from message ai.platform.billing.v1.ListHoldsResponse
+ */
+export type ListHoldsResponse = Message<"ai.platform.billing.v1.ListHoldsResponse"> & {
+  /**
+   * @generated from field: repeated ai.platform.billing.v1.Hold holds = 1;
+   */
+  holds: Hold[];
+
+  /**
+   * @generated from field: int64 total_micros = 2;
+   */
+  totalMicros: bigint;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.ListHoldsResponse.
+ * Use `create(ListHoldsResponseSchema)` to create a new message.
+ */
+export const ListHoldsResponseSchema: GenMessage<ListHoldsResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 8);
+
+/**
+ * @generated from message ai.platform.billing.v1.ListLedgerEntriesRequest
+ */
+export type ListLedgerEntriesRequest = Message<"ai.platform.billing.v1.ListLedgerEntriesRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * Entries created strictly before this cursor (the created_at/id of the last entry seen).
+   *
+   * @generated from field: string before = 3;
+   */
+  before: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.ListLedgerEntriesRequest.
+ * Use `create(ListLedgerEntriesRequestSchema)` to create a new message.
+ */
+export const ListLedgerEntriesRequestSchema: GenMessage<ListLedgerEntriesRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 9);
+
+/**
+ * @generated from message ai.platform.billing.v1.LedgerEntry
+ */
+export type LedgerEntry = Message<"ai.platform.billing.v1.LedgerEntry"> & {
+  /**
+   * @generated from field: string transaction_id = 1;
+   */
+  transactionId: string;
+
+  /**
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string reference = 3;
+   */
+  reference: string;
+
+  /**
+   * @generated from field: string description = 4;
+   */
+  description: string;
+
+  /**
+   * Effect on the tenant's balance (positive = credit).
+   *
+   * @generated from field: int64 amount_micros = 5;
+   */
+  amountMicros: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string cursor = 7;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.LedgerEntry.
+ * Use `create(LedgerEntrySchema)` to create a new message.
+ */
+export const LedgerEntrySchema: GenMessage<LedgerEntry> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 10);
+
+/**
+ * @generated from message ai.platform.billing.v1.ListLedgerEntriesResponse
+ */
+export type ListLedgerEntriesResponse = Message<"ai.platform.billing.v1.ListLedgerEntriesResponse"> & {
+  /**
+   * @generated from field: repeated ai.platform.billing.v1.LedgerEntry entries = 1;
+   */
+  entries: LedgerEntry[];
+
+  /**
+   * @generated from field: int64 balance_micros = 2;
+   */
+  balanceMicros: bigint;
+
+  /**
+   * @generated from field: string next_cursor = 3;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.ListLedgerEntriesResponse.
+ * Use `create(ListLedgerEntriesResponseSchema)` to create a new message.
+ */
+export const ListLedgerEntriesResponseSchema: GenMessage<ListLedgerEntriesResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 11);
+
+/**
+ * @generated from message ai.platform.billing.v1.GetUsageSummaryRequest
+ */
+export type GetUsageSummaryRequest = Message<"ai.platform.billing.v1.GetUsageSummaryRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * One or more of: day, model, user, key.
+   *
+   * @generated from field: repeated string group_by = 2;
+   */
+  groupBy: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp from = 3;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 4;
+   */
+  to?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.GetUsageSummaryRequest.
+ * Use `create(GetUsageSummaryRequestSchema)` to create a new message.
+ */
+export const GetUsageSummaryRequestSchema: GenMessage<GetUsageSummaryRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 12);
+
+/**
+ * @generated from message ai.platform.billing.v1.UsageGroup
+ */
+export type UsageGroup = Message<"ai.platform.billing.v1.UsageGroup"> & {
+  /**
+   * @generated from field: string day = 1;
+   */
+  day: string;
+
+  /**
+   * @generated from field: string model = 2;
+   */
+  model: string;
+
+  /**
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string api_key_id = 4;
+   */
+  apiKeyId: string;
+
+  /**
+   * @generated from field: int64 requests = 5;
+   */
+  requests: bigint;
+
+  /**
+   * @generated from field: int64 input_tokens = 6;
+   */
+  inputTokens: bigint;
+
+  /**
+   * @generated from field: int64 cached_input_tokens = 7;
+   */
+  cachedInputTokens: bigint;
+
+  /**
+   * @generated from field: int64 output_tokens = 8;
+   */
+  outputTokens: bigint;
+
+  /**
+   * @generated from field: int64 cost_micros = 9;
+   */
+  costMicros: bigint;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.UsageGroup.
+ * Use `create(UsageGroupSchema)` to create a new message.
+ */
+export const UsageGroupSchema: GenMessage<UsageGroup> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 13);
+
+/**
+ * @generated from message ai.platform.billing.v1.GetUsageSummaryResponse
+ */
+export type GetUsageSummaryResponse = Message<"ai.platform.billing.v1.GetUsageSummaryResponse"> & {
+  /**
+   * @generated from field: repeated ai.platform.billing.v1.UsageGroup groups = 1;
+   */
+  groups: UsageGroup[];
+
+  /**
+   * @generated from field: int64 total_cost_micros = 2;
+   */
+  totalCostMicros: bigint;
+
+  /**
+   * @generated from field: int64 total_requests = 3;
+   */
+  totalRequests: bigint;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.GetUsageSummaryResponse.
+ * Use `create(GetUsageSummaryResponseSchema)` to create a new message.
+ */
+export const GetUsageSummaryResponseSchema: GenMessage<GetUsageSummaryResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 14);
+
+/**
+ * @generated from message ai.platform.billing.v1.GetInvoicePreviewRequest
+ */
+export type GetInvoicePreviewRequest = Message<"ai.platform.billing.v1.GetInvoicePreviewRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.GetInvoicePreviewRequest.
+ * Use `create(GetInvoicePreviewRequestSchema)` to create a new message.
+ */
+export const GetInvoicePreviewRequestSchema: GenMessage<GetInvoicePreviewRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 15);
+
+/**
+ * @generated from message ai.platform.billing.v1.InvoiceLine
+ */
+export type InvoiceLine = Message<"ai.platform.billing.v1.InvoiceLine"> & {
+  /**
+   * @generated from field: string description = 1;
+   */
+  description: string;
+
+  /**
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: int64 amount_micros = 3;
+   */
+  amountMicros: bigint;
+
+  /**
+   * @generated from field: int64 count = 4;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.InvoiceLine.
+ * Use `create(InvoiceLineSchema)` to create a new message.
+ */
+export const InvoiceLineSchema: GenMessage<InvoiceLine> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 16);
+
+/**
+ * @generated from message ai.platform.billing.v1.GetInvoicePreviewResponse
+ */
+export type GetInvoicePreviewResponse = Message<"ai.platform.billing.v1.GetInvoicePreviewResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp period_start = 1;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp period_end = 2;
+   */
+  periodEnd?: Timestamp | undefined;
+
+  /**
+   * @generated from field: repeated ai.platform.billing.v1.InvoiceLine lines = 3;
+   */
+  lines: InvoiceLine[];
+
+  /**
+   * @generated from field: int64 usage_micros = 4;
+   */
+  usageMicros: bigint;
+
+  /**
+   * @generated from field: int64 credits_micros = 5;
+   */
+  creditsMicros: bigint;
+
+  /**
+   * @generated from field: int64 opening_balance_micros = 6;
+   */
+  openingBalanceMicros: bigint;
+
+  /**
+   * @generated from field: int64 closing_balance_micros = 7;
+   */
+  closingBalanceMicros: bigint;
+
+  /**
+   * @generated from field: string currency = 8;
+   */
+  currency: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.GetInvoicePreviewResponse.
+ * Use `create(GetInvoicePreviewResponseSchema)` to create a new message.
+ */
+export const GetInvoicePreviewResponseSchema: GenMessage<GetInvoicePreviewResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 17);
+
+/**
+ * @generated from message ai.platform.billing.v1.GetCostReportRequest
+ */
+export type GetCostReportRequest = Message<"ai.platform.billing.v1.GetCostReportRequest"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp from = 1;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 2;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 limit = 3;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.GetCostReportRequest.
+ * Use `create(GetCostReportRequestSchema)` to create a new message.
+ */
+export const GetCostReportRequestSchema: GenMessage<GetCostReportRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 18);
+
+/**
+ * @generated from message ai.platform.billing.v1.TenantCost
+ */
+export type TenantCost = Message<"ai.platform.billing.v1.TenantCost"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: int64 requests = 2;
+   */
+  requests: bigint;
+
+  /**
+   * @generated from field: int64 input_tokens = 3;
+   */
+  inputTokens: bigint;
+
+  /**
+   * @generated from field: int64 output_tokens = 4;
+   */
+  outputTokens: bigint;
+
+  /**
+   * @generated from field: int64 usage_micros = 5;
+   */
+  usageMicros: bigint;
+
+  /**
+   * @generated from field: int64 balance_micros = 6;
+   */
+  balanceMicros: bigint;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.TenantCost.
+ * Use `create(TenantCostSchema)` to create a new message.
+ */
+export const TenantCostSchema: GenMessage<TenantCost> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 19);
+
+/**
+ * @generated from message ai.platform.billing.v1.GetCostReportResponse
+ */
+export type GetCostReportResponse = Message<"ai.platform.billing.v1.GetCostReportResponse"> & {
+  /**
+   * @generated from field: repeated ai.platform.billing.v1.TenantCost tenants = 1;
+   */
+  tenants: TenantCost[];
+
+  /**
+   * @generated from field: int64 total_usage_micros = 2;
+   */
+  totalUsageMicros: bigint;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.GetCostReportResponse.
+ * Use `create(GetCostReportResponseSchema)` to create a new message.
+ */
+export const GetCostReportResponseSchema: GenMessage<GetCostReportResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 20);
+
+/**
+ * @generated from message ai.platform.billing.v1.PostCreditRequest
+ */
+export type PostCreditRequest = Message<"ai.platform.billing.v1.PostCreditRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * grant, refund or adjustment.
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * Positive adds credit; negative (adjustment only) removes it.
+   *
+   * @generated from field: int64 amount_micros = 3;
+   */
+  amountMicros: bigint;
+
+  /**
+   * Idempotency key: the same reference is booked once.
+   *
+   * @generated from field: string reference = 4;
+   */
+  reference: string;
+
+  /**
+   * @generated from field: string description = 5;
+   */
+  description: string;
+
+  /**
+   * Grants may expire.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.PostCreditRequest.
+ * Use `create(PostCreditRequestSchema)` to create a new message.
+ */
+export const PostCreditRequestSchema: GenMessage<PostCreditRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 21);
+
+/**
+ * @generated from message ai.platform.billing.v1.PostCreditResponse
+ */
+export type PostCreditResponse = Message<"ai.platform.billing.v1.PostCreditResponse"> & {
+  /**
+   * @generated from field: string transaction_id = 1;
+   */
+  transactionId: string;
+
+  /**
+   * @generated from field: bool duplicate = 2;
+   */
+  duplicate: boolean;
+
+  /**
+   * @generated from field: int64 balance_micros = 3;
+   */
+  balanceMicros: bigint;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.PostCreditResponse.
+ * Use `create(PostCreditResponseSchema)` to create a new message.
+ */
+export const PostCreditResponseSchema: GenMessage<PostCreditResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 22);
+
+/**
+ * @generated from message ai.platform.billing.v1.CreateTopUpCheckoutRequest
+ */
+export type CreateTopUpCheckoutRequest = Message<"ai.platform.billing.v1.CreateTopUpCheckoutRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: int64 credits_micros = 2;
+   */
+  creditsMicros: bigint;
+
+  /**
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * @generated from field: string success_url = 4;
+   */
+  successUrl: string;
+
+  /**
+   * @generated from field: string cancel_url = 5;
+   */
+  cancelUrl: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.CreateTopUpCheckoutRequest.
+ * Use `create(CreateTopUpCheckoutRequestSchema)` to create a new message.
+ */
+export const CreateTopUpCheckoutRequestSchema: GenMessage<CreateTopUpCheckoutRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 23);
+
+/**
+ * @generated from message ai.platform.billing.v1.CreateTopUpCheckoutResponse
+ */
+export type CreateTopUpCheckoutResponse = Message<"ai.platform.billing.v1.CreateTopUpCheckoutResponse"> & {
+  /**
+   * @generated from field: string order_id = 1;
+   */
+  orderId: string;
+
+  /**
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string url = 3;
+   */
+  url: string;
+
+  /**
+   * @generated from field: int64 amount_minor = 4;
+   */
+  amountMinor: bigint;
+
+  /**
+   * @generated from field: string currency = 5;
+   */
+  currency: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.CreateTopUpCheckoutResponse.
+ * Use `create(CreateTopUpCheckoutResponseSchema)` to create a new message.
+ */
+export const CreateTopUpCheckoutResponseSchema: GenMessage<CreateTopUpCheckoutResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 24);
+
+/**
+ * @generated from message ai.platform.billing.v1.HandleStripeWebhookRequest
+ */
+export type HandleStripeWebhookRequest = Message<"ai.platform.billing.v1.HandleStripeWebhookRequest"> & {
+  /**
+   * @generated from field: bytes payload = 1;
+   */
+  payload: Uint8Array;
+
+  /**
+   * @generated from field: string signature = 2;
+   */
+  signature: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.HandleStripeWebhookRequest.
+ * Use `create(HandleStripeWebhookRequestSchema)` to create a new message.
+ */
+export const HandleStripeWebhookRequestSchema: GenMessage<HandleStripeWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 25);
+
+/**
+ * @generated from message ai.platform.billing.v1.HandleStripeWebhookResponse
+ */
+export type HandleStripeWebhookResponse = Message<"ai.platform.billing.v1.HandleStripeWebhookResponse"> & {
+  /**
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string event_type = 2;
+   */
+  eventType: string;
+
+  /**
+   * @generated from field: bool duplicate = 3;
+   */
+  duplicate: boolean;
+
+  /**
+   * applied, ignored or rejected: <reason>.
+   *
+   * @generated from field: string outcome = 4;
+   */
+  outcome: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.HandleStripeWebhookResponse.
+ * Use `create(HandleStripeWebhookResponseSchema)` to create a new message.
+ */
+export const HandleStripeWebhookResponseSchema: GenMessage<HandleStripeWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 26);
+
+/**
+ * @generated from message ai.platform.billing.v1.Budget
+ */
+export type Budget = Message<"ai.platform.billing.v1.Budget"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * tenant, user or api_key.
+   *
+   * @generated from field: string scope = 2;
+   */
+  scope: string;
+
+  /**
+   * user id or api key id; empty for scope tenant.
+   *
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
+
+  /**
+   * day or month (UTC).
+   *
+   * @generated from field: string period = 4;
+   */
+  period: string;
+
+  /**
+   * @generated from field: int64 limit_micros = 5;
+   */
+  limitMicros: bigint;
+
+  /**
+   * Hard limit in percent of limit_micros, 100..110.
+   *
+   * @generated from field: uint32 hard_limit_percent = 6;
+   */
+  hardLimitPercent: number;
+
+  /**
+   * @generated from field: int64 spent_micros = 7;
+   */
+  spentMicros: bigint;
+
+  /**
+   * @generated from field: int64 held_micros = 8;
+   */
+  heldMicros: bigint;
+
+  /**
+   * @generated from field: bool tripped = 9;
+   */
+  tripped: boolean;
+
+  /**
+   * @generated from field: bool lifted = 10;
+   */
+  lifted: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp period_start = 11;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp period_end = 12;
+   */
+  periodEnd?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.Budget.
+ * Use `create(BudgetSchema)` to create a new message.
+ */
+export const BudgetSchema: GenMessage<Budget> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 27);
+
+/**
+ * @generated from message ai.platform.billing.v1.SetBudgetRequest
+ */
+export type SetBudgetRequest = Message<"ai.platform.billing.v1.SetBudgetRequest"> & {
+  /**
+   * @generated from field: ai.platform.billing.v1.Budget budget = 1;
+   */
+  budget?: Budget | undefined;
+
+  /**
+   * Removes the budget instead.
+   *
+   * @generated from field: bool delete = 2;
+   */
+  delete: boolean;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.SetBudgetRequest.
+ * Use `create(SetBudgetRequestSchema)` to create a new message.
+ */
+export const SetBudgetRequestSchema: GenMessage<SetBudgetRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 28);
+
+/**
+ * @generated from message ai.platform.billing.v1.SetBudgetResponse
+ */
+export type SetBudgetResponse = Message<"ai.platform.billing.v1.SetBudgetResponse"> & {
+  /**
+   * @generated from field: ai.platform.billing.v1.Budget budget = 1;
+   */
+  budget?: Budget | undefined;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.SetBudgetResponse.
+ * Use `create(SetBudgetResponseSchema)` to create a new message.
+ */
+export const SetBudgetResponseSchema: GenMessage<SetBudgetResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 29);
+
+/**
+ * @generated from message ai.platform.billing.v1.ListBudgetsRequest
+ */
+export type ListBudgetsRequest = Message<"ai.platform.billing.v1.ListBudgetsRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.ListBudgetsRequest.
+ * Use `create(ListBudgetsRequestSchema)` to create a new message.
+ */
+export const ListBudgetsRequestSchema: GenMessage<ListBudgetsRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 30);
+
+/**
+ * @generated from message ai.platform.billing.v1.ListBudgetsResponse
+ */
+export type ListBudgetsResponse = Message<"ai.platform.billing.v1.ListBudgetsResponse"> & {
+  /**
+   * @generated from field: repeated ai.platform.billing.v1.Budget budgets = 1;
+   */
+  budgets: Budget[];
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.ListBudgetsResponse.
+ * Use `create(ListBudgetsResponseSchema)` to create a new message.
+ */
+export const ListBudgetsResponseSchema: GenMessage<ListBudgetsResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 31);
+
+/**
+ * @generated from message ai.platform.billing.v1.LiftKillSwitchRequest
+ */
+export type LiftKillSwitchRequest = Message<"ai.platform.billing.v1.LiftKillSwitchRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string scope = 2;
+   */
+  scope: string;
+
+  /**
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
+
+  /**
+   * @generated from field: string period = 4;
+   */
+  period: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.LiftKillSwitchRequest.
+ * Use `create(LiftKillSwitchRequestSchema)` to create a new message.
+ */
+export const LiftKillSwitchRequestSchema: GenMessage<LiftKillSwitchRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 32);
+
+/**
+ * @generated from message ai.platform.billing.v1.LiftKillSwitchResponse
+ */
+export type LiftKillSwitchResponse = Message<"ai.platform.billing.v1.LiftKillSwitchResponse"> & {
+  /**
+   * @generated from field: uint32 lifted = 1;
+   */
+  lifted: number;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.LiftKillSwitchResponse.
+ * Use `create(LiftKillSwitchResponseSchema)` to create a new message.
+ */
+export const LiftKillSwitchResponseSchema: GenMessage<LiftKillSwitchResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 33);
+
+/**
+ * @generated from message ai.platform.billing.v1.SetTenantSettingsRequest
+ */
+export type SetTenantSettingsRequest = Message<"ai.platform.billing.v1.SetTenantSettingsRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: optional int32 markup_bps = 2;
+   */
+  markupBps?: number | undefined;
+
+  /**
+   * @generated from field: optional string currency = 3;
+   */
+  currency?: string | undefined;
+
+  /**
+   * @generated from field: optional string alert_webhook_url = 4;
+   */
+  alertWebhookUrl?: string | undefined;
+
+  /**
+   * @generated from field: optional string alert_webhook_secret = 5;
+   */
+  alertWebhookSecret?: string | undefined;
+
+  /**
+   * @generated from field: optional int64 auto_topup_threshold_micros = 6;
+   */
+  autoTopupThresholdMicros?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int64 auto_topup_amount_micros = 7;
+   */
+  autoTopupAmountMicros?: bigint | undefined;
+
+  /**
+   * @generated from field: optional string auto_topup_payment_method = 8;
+   */
+  autoTopupPaymentMethod?: string | undefined;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.SetTenantSettingsRequest.
+ * Use `create(SetTenantSettingsRequestSchema)` to create a new message.
+ */
+export const SetTenantSettingsRequestSchema: GenMessage<SetTenantSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 34);
+
+/**
+ * @generated from message ai.platform.billing.v1.SetTenantSettingsResponse
+ */
+export type SetTenantSettingsResponse = Message<"ai.platform.billing.v1.SetTenantSettingsResponse"> & {
+  /**
+   * @generated from field: string stripe_customer_id = 1;
+   */
+  stripeCustomerId: string;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.SetTenantSettingsResponse.
+ * Use `create(SetTenantSettingsResponseSchema)` to create a new message.
+ */
+export const SetTenantSettingsResponseSchema: GenMessage<SetTenantSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 35);
+
+/**
+ * @generated from message ai.platform.billing.v1.SetPriceRequest
+ */
+export type SetPriceRequest = Message<"ai.platform.billing.v1.SetPriceRequest"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * @generated from field: int64 input_micros_per_million = 2;
+   */
+  inputMicrosPerMillion: bigint;
+
+  /**
+   * @generated from field: int64 cached_input_micros_per_million = 3;
+   */
+  cachedInputMicrosPerMillion: bigint;
+
+  /**
+   * @generated from field: int64 output_micros_per_million = 4;
+   */
+  outputMicrosPerMillion: bigint;
+
+  /**
+   * @generated from field: int64 tool_call_micros = 5;
+   */
+  toolCallMicros: bigint;
+
+  /**
+   * @generated from field: int64 embedding_micros_per_million = 6;
+   */
+  embeddingMicrosPerMillion: bigint;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.SetPriceRequest.
+ * Use `create(SetPriceRequestSchema)` to create a new message.
+ */
+export const SetPriceRequestSchema: GenMessage<SetPriceRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 36);
+
+/**
+ * @generated from message ai.platform.billing.v1.SetPriceResponse
+ */
+export type SetPriceResponse = Message<"ai.platform.billing.v1.SetPriceResponse"> & {
+  /**
+   * @generated from field: int64 version = 1;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message ai.platform.billing.v1.SetPriceResponse.
+ * Use `create(SetPriceResponseSchema)` to create a new message.
+ */
+export const SetPriceResponseSchema: GenMessage<SetPriceResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_billing_v1_billing, 37);
+
+/**
  * Credit holds taken before a model call and released or settled after it.
  *
  * @generated from service ai.platform.billing.v1.BillingService
@@ -159,6 +1270,133 @@ export const BillingService: GenService<{
     methodKind: "unary";
     input: typeof ReleaseRequestSchema;
     output: typeof ReleaseResponseSchema;
+  },
+  /**
+   * Caller views (tenant = the call's x-tenant-id). Every figure is a sum of
+   * ledger entries or usage records, exact to the micro.
+   *
+   * @generated from rpc ai.platform.billing.v1.BillingService.GetBalance
+   */
+  getBalance: {
+    methodKind: "unary";
+    input: typeof GetBalanceRequestSchema;
+    output: typeof GetBalanceResponseSchema;
+  },
+  /**
+   * @generated from rpc ai.platform.billing.v1.BillingService.ListHolds
+   */
+  listHolds: {
+    methodKind: "unary";
+    input: typeof ListHoldsRequestSchema;
+    output: typeof ListHoldsResponseSchema;
+  },
+  /**
+   * @generated from rpc ai.platform.billing.v1.BillingService.ListLedgerEntries
+   */
+  listLedgerEntries: {
+    methodKind: "unary";
+    input: typeof ListLedgerEntriesRequestSchema;
+    output: typeof ListLedgerEntriesResponseSchema;
+  },
+  /**
+   * @generated from rpc ai.platform.billing.v1.BillingService.GetUsageSummary
+   */
+  getUsageSummary: {
+    methodKind: "unary";
+    input: typeof GetUsageSummaryRequestSchema;
+    output: typeof GetUsageSummaryResponseSchema;
+  },
+  /**
+   * @generated from rpc ai.platform.billing.v1.BillingService.GetInvoicePreview
+   */
+  getInvoicePreview: {
+    methodKind: "unary";
+    input: typeof GetInvoicePreviewRequestSchema;
+    output: typeof GetInvoicePreviewResponseSchema;
+  },
+  /**
+   * Operator view: cost per tenant over a time range.
+   *
+   * @generated from rpc ai.platform.billing.v1.BillingService.GetCostReport
+   */
+  getCostReport: {
+    methodKind: "unary";
+    input: typeof GetCostReportRequestSchema;
+    output: typeof GetCostReportResponseSchema;
+  },
+  /**
+   * Credits: operator grants, refunds and adjustments (positive or negative).
+   *
+   * @generated from rpc ai.platform.billing.v1.BillingService.PostCredit
+   */
+  postCredit: {
+    methodKind: "unary";
+    input: typeof PostCreditRequestSchema;
+    output: typeof PostCreditResponseSchema;
+  },
+  /**
+   * Stripe Checkout session for a credit top-up.
+   *
+   * @generated from rpc ai.platform.billing.v1.BillingService.CreateTopUpCheckout
+   */
+  createTopUpCheckout: {
+    methodKind: "unary";
+    input: typeof CreateTopUpCheckoutRequestSchema;
+    output: typeof CreateTopUpCheckoutResponseSchema;
+  },
+  /**
+   * A Stripe webhook delivery exactly as received (raw body + Stripe-Signature).
+   *
+   * @generated from rpc ai.platform.billing.v1.BillingService.HandleStripeWebhook
+   */
+  handleStripeWebhook: {
+    methodKind: "unary";
+    input: typeof HandleStripeWebhookRequestSchema;
+    output: typeof HandleStripeWebhookResponseSchema;
+  },
+  /**
+   * Budgets and the kill switch.
+   *
+   * @generated from rpc ai.platform.billing.v1.BillingService.SetBudget
+   */
+  setBudget: {
+    methodKind: "unary";
+    input: typeof SetBudgetRequestSchema;
+    output: typeof SetBudgetResponseSchema;
+  },
+  /**
+   * @generated from rpc ai.platform.billing.v1.BillingService.ListBudgets
+   */
+  listBudgets: {
+    methodKind: "unary";
+    input: typeof ListBudgetsRequestSchema;
+    output: typeof ListBudgetsResponseSchema;
+  },
+  /**
+   * @generated from rpc ai.platform.billing.v1.BillingService.LiftKillSwitch
+   */
+  liftKillSwitch: {
+    methodKind: "unary";
+    input: typeof LiftKillSwitchRequestSchema;
+    output: typeof LiftKillSwitchResponseSchema;
+  },
+  /**
+   * Tenant billing settings (markup, currency, alert webhook, auto top-up) and prices.
+   *
+   * @generated from rpc ai.platform.billing.v1.BillingService.SetTenantSettings
+   */
+  setTenantSettings: {
+    methodKind: "unary";
+    input: typeof SetTenantSettingsRequestSchema;
+    output: typeof SetTenantSettingsResponseSchema;
+  },
+  /**
+   * @generated from rpc ai.platform.billing.v1.BillingService.SetPrice
+   */
+  setPrice: {
+    methodKind: "unary";
+    input: typeof SetPriceRequestSchema;
+    output: typeof SetPriceResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ai_platform_billing_v1_billing, 0);

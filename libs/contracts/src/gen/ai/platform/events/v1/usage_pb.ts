@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ai/platform/events/v1/usage.proto.
  */
 export const file_ai_platform_events_v1_usage: GenFile = /*@__PURE__*/
-  fileDesc("CiFhaS9wbGF0Zm9ybS9ldmVudHMvdjEvdXNhZ2UucHJvdG8SFWFpLnBsYXRmb3JtLmV2ZW50cy52MSLDAwoKVXNhZ2VFdmVudBIQCghldmVudF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgphcGlfa2V5X2lkGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSFgoOcmVzZXJ2YXRpb25faWQYBiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAcgASgJEg0KBW1vZGVsGAggASgJEhEKCWVuZ2luZV9pZBgJIAEoCRIUCgxpbnB1dF90b2tlbnMYCiABKA0SGwoTY2FjaGVkX2lucHV0X3Rva2VucxgLIAEoDRIVCg1vdXRwdXRfdG9rZW5zGAwgASgNEhMKC2Nvc3RfbWljcm9zGA0gASgDEjIKBnN0YXR1cxgOIAEoDjIiLmFpLnBsYXRmb3JtLmV2ZW50cy52MS5Vc2FnZVN0YXR1cxIQCghwcmlvcml0eRgPIAEoCRIuCgpzdGFydGVkX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqegoLVXNhZ2VTdGF0dXMSHAoYVVNBR0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWVVNBR0VfU1RBVFVTX0NPTVBMRVRFRBABEhgKFFVTQUdFX1NUQVRVU19BQk9SVEVEEAISFwoTVVNBR0VfU1RBVFVTX0ZBSUxFRBADYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiFhaS9wbGF0Zm9ybS9ldmVudHMvdjEvdXNhZ2UucHJvdG8SFWFpLnBsYXRmb3JtLmV2ZW50cy52MSLxAwoKVXNhZ2VFdmVudBIQCghldmVudF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRISCgphcGlfa2V5X2lkGAQgASgJEhIKCnJlcXVlc3RfaWQYBSABKAkSFgoOcmVzZXJ2YXRpb25faWQYBiABKAkSFwoPY29udmVyc2F0aW9uX2lkGAcgASgJEg0KBW1vZGVsGAggASgJEhEKCWVuZ2luZV9pZBgJIAEoCRIUCgxpbnB1dF90b2tlbnMYCiABKA0SGwoTY2FjaGVkX2lucHV0X3Rva2VucxgLIAEoDRIVCg1vdXRwdXRfdG9rZW5zGAwgASgNEhMKC2Nvc3RfbWljcm9zGA0gASgDEjIKBnN0YXR1cxgOIAEoDjIiLmFpLnBsYXRmb3JtLmV2ZW50cy52MS5Vc2FnZVN0YXR1cxIQCghwcmlvcml0eRgPIAEoCRIuCgpzdGFydGVkX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdG9vbF9jYWxscxgSIAEoDRIYChBlbWJlZGRpbmdfdG9rZW5zGBMgASgNKnoKC1VzYWdlU3RhdHVzEhwKGFVTQUdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFlVTQUdFX1NUQVRVU19DT01QTEVURUQQARIYChRVU0FHRV9TVEFUVVNfQUJPUlRFRBACEhcKE1VTQUdFX1NUQVRVU19GQUlMRUQQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * One model call, published to `usage.events.v1` keyed by tenant id.
@@ -107,6 +107,18 @@ export type UsageEvent = Message<"ai.platform.events.v1.UsageEvent"> & {
    * @generated from field: google.protobuf.Timestamp finished_at = 17;
    */
   finishedAt?: Timestamp | undefined;
+
+  /**
+   * Tool calls made by the model call (priced per call) and tokens embedded.
+   *
+   * @generated from field: uint32 tool_calls = 18;
+   */
+  toolCalls: number;
+
+  /**
+   * @generated from field: uint32 embedding_tokens = 19;
+   */
+  embeddingTokens: number;
 };
 
 /**

@@ -1,0 +1,79 @@
+import { createHmac } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { LOGGER, type Logger, type Pool } from '@ai-platform/platform';
+import { PG_POOL } from '../infra/tokens';
+
+/**
+ * Standard Webhooks signature: base64 HMAC-SHA256 over `id.timestamp.body`
+ * with the secret (a `whsec_` prefix is stripped and the rest base64-decoded,
+ * as the spec says; any other secret is used as UTF-8 bytes).
+ */
+export function signWebhook(secret: string, id: string, timestamp: number, body: string): string {
+  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret, 'utf8');
+  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
+}
+
+const MAX_ATTEMPTS = 12;
+
+/** Delivers queued alert webhooks with the Standard Webhooks headers; retries with backoff. */
+@Injectable()
+export class WebhookSender {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private stopped = true;
+
+  constructor(
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(PG_POOL) private readonly pool: Pool,
+  ) {}
+
+  start(intervalMs: number): void {
+    this.stopped = false;
+    this.timer = setInterval(() => void this.deliverDue(), intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  deliverDue(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.running ??= this.pass()
+      .catch((error) => this.logger.warn({ err: error }, 'webhook delivery pass failed'))
+      .finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const { rows } = await this.pool.query<{ id: string; url: string; secret: string; body: string; attempts: number }>(
+      `SELECT id, url, secret, body, attempts FROM billing.webhook_deliveries
+        WHERE delivered_at IS NULL AND next_attempt_at <= now() AND attempts < $1 ORDER BY next_attempt_at LIMIT 50`,
+      [MAX_ATTEMPTS],
+    );
+    for (const row of rows) {
+      const timestamp = Math.floor(Date.now() / 1000);
+      let error: string | undefined;
+      try {
+        const response = await fetch(row.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'webhook-id': row.id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signWebhook(row.secret, row.id, timestamp, row.body) },
+          body: row.body,
+          signal: AbortSignal.timeout(5_000),
+        });
+        if (!response.ok) error = `HTTP ${response.status}`;
+      } catch (caught) {
+        error = (caught as Error).message;
+      }
+      await this.pool.query(
+        error
+          ? `UPDATE billing.webhook_deliveries SET attempts = attempts + 1, last_error = $2, next_attempt_at = now() + make_interval(secs => least(3600, 2 ^ attempts)) WHERE id = $1`
+          : `UPDATE billing.webhook_deliveries SET attempts = attempts + 1, delivered_at = now(), last_error = $2 WHERE id = $1`,
+        [row.id, error ?? null],
+      );
+      if (error) this.logger.warn({ webhook_id: row.id, url: row.url, error }, 'alert webhook delivery failed; will retry');
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { withTenantTransaction, withTransaction, type Pool } from '@ai-platform/platform';
+import { PG_POOL } from '../infra/tokens';
+import { toBigInt } from '../ledger/money';
+
+const GROUPS = { day: `to_char(date_trunc('day', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD')`, model: 'model', user: 'user_id', key: 'api_key_id' } as const;
+export type UsageGrouping = keyof typeof GROUPS;
+export const isGrouping = (value: string): value is UsageGrouping => value in GROUPS;
+
+const monthStart = (now = new Date()) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+const monthEnd = (now = new Date()) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
+
+/**
+ * Read side for the caller and for operators. Every figure is computed from
+ * the ledger entries or the usage records themselves (no counters), so it
+ * matches the ledger to the micro.
+ */
+@Injectable()
+export class BillingQueries {
+  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+
+  balance(tenantId: string) {
+    return withTenantTransaction(this.pool, tenantId, async (client) => {
+      const { rows } = await client.query(
+        `SELECT (SELECT coalesce(sum(e.amount_micros), 0) FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id WHERE a.tenant_id = $1) AS balance,
+                (SELECT coalesce(sum(amount_micros), 0) FROM billing.reservations WHERE tenant_id = $1 AND status = 'held') AS held,
+                (SELECT currency FROM billing.accounts WHERE tenant_id = $1) AS currency,
+                (SELECT coalesce(sum(amount_micros), 0) FROM billing.credit_lots WHERE tenant_id = $1 AND expired_at IS NULL) AS expiring,
+                (SELECT min(expires_at) FROM billing.credit_lots WHERE tenant_id = $1 AND expired_at IS NULL) AS next_expiry`,
+        [tenantId],
+      );
+      const row = rows[0];
+      const balance = toBigInt(row.balance);
+      const held = toBigInt(row.held);
+      return { balanceMicros: balance, heldMicros: held, availableMicros: balance - held, currency: row.currency ?? 'usd', expiringMicros: toBigInt(row.expiring), nextExpiry: row.next_expiry as Date | null };
+    });
+  }
+
+  holds(tenantId: string, limit: number) {
+    return withTenantTransaction(this.pool, tenantId, async (client) => {
+      const { rows } = await client.query(
+        `SELECT id, user_id, api_key_id, request_id, model, amount_micros, created_at, expires_at, sum(amount_micros) OVER () AS total
+           FROM billing.reservations WHERE tenant_id = $1 AND status = 'held' ORDER BY created_at DESC LIMIT $2`,
+        [tenantId, limit],
+      );
+      const total = await client.query(`SELECT coalesce(sum(amount_micros), 0) AS t FROM billing.reservations WHERE tenant_id = $1 AND status = 'held'`, [tenantId]);
+      return { holds: rows, totalMicros: toBigInt(total.rows[0]?.t) };
+    });
+  }
+
+  ledger(tenantId: string, limit: number, before?: string) {
+    return withTenantTransaction(this.pool, tenantId, async (client) => {
+      const cursor = before ? Number(before) : null;
+      const { rows } = await client.query(
+        `SELECT e.id AS entry_id, t.id, t.kind, t.reference, coalesce(t.description, '') AS description, e.amount_micros, e.created_at
+           FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id JOIN billing.ledger_transactions t ON t.id = e.transaction_id
+          WHERE a.tenant_id = $1 AND ($3::bigint IS NULL OR e.id < $3) ORDER BY e.id DESC LIMIT $2`,
+        [tenantId, limit, Number.isSafeInteger(cursor) ? cursor : null],
+      );
+      const balance = await client.query(
+        `SELECT coalesce(sum(e.amount_micros), 0) AS b FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id WHERE a.tenant_id = $1`,
+        [tenantId],
+      );
+      return { rows, balanceMicros: toBigInt(balance.rows[0]?.b), nextCursor: rows.length === limit ? String(rows.at(-1).entry_id) : '' };
+    });
+  }
+
+  usage(tenantId: string, groupBy: UsageGrouping[], from?: Date, to?: Date) {
+    const columns = groupBy.map((name) => `${GROUPS[name]} AS ${name}`);
+    const keys = groupBy.map((_, index) => String(index + 1));
+    return withTenantTransaction(this.pool, tenantId, async (client) => {
+      const { rows } = await client.query(
+        `SELECT ${[...columns, 'count(*) AS requests', 'sum(input_tokens) AS input_tokens', 'sum(cached_input_tokens) AS cached_input_tokens', 'sum(output_tokens) AS output_tokens', 'sum(cost_micros) AS cost_micros'].join(', ')}
+           FROM billing.usage_records
+          WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR occurred_at >= $2) AND ($3::timestamptz IS NULL OR occurred_at < $3)
+          ${keys.length ? `GROUP BY ${keys.join(', ')} ORDER BY ${keys.join(', ')}` : ''}`,
+        [tenantId, from ?? null, to ?? null],
+      );
+      return rows;
+    });
+  }
+
+  invoicePreview(tenantId: string) {
+    const start = monthStart();
+    const end = monthEnd();
+    return withTenantTransaction(this.pool, tenantId, async (client) => {
+      const { rows } = await client.query(
+        `SELECT t.kind, count(*) AS n, sum(e.amount_micros) AS amount
+           FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id JOIN billing.ledger_transactions t ON t.id = e.transaction_id
+          WHERE a.tenant_id = $1 AND e.created_at >= $2 AND e.created_at < $3 GROUP BY t.kind ORDER BY t.kind`,
+        [tenantId, start, end],
+      );
+      const opening = await client.query(
+        `SELECT coalesce(sum(e.amount_micros), 0) AS b, (SELECT currency FROM billing.accounts WHERE tenant_id = $1) AS currency
+           FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id WHERE a.tenant_id = $1 AND e.created_at < $2`,
+        [tenantId, start],
+      );
+      const lines = rows.map((row) => ({ kind: row.kind as string, count: toBigInt(row.n), amountMicros: toBigInt(row.amount) }));
+      const openingBalance = toBigInt(opening.rows[0]?.b);
+      const charges = ['usage', 'reservation_expiry', 'expiry_adjustment'];
+      const usage = -lines.filter((line) => charges.includes(line.kind)).reduce((sum, line) => sum + line.amountMicros, 0n);
+      const credits = lines.filter((line) => !charges.includes(line.kind)).reduce((sum, line) => sum + line.amountMicros, 0n);
+      return { start, end, lines, usageMicros: usage, creditsMicros: credits, openingBalanceMicros: openingBalance, closingBalanceMicros: openingBalance + credits - usage, currency: opening.rows[0]?.currency ?? 'usd' };
+    });
+  }
+
+  /** Operators: usage per tenant over a range, with each tenant's balance. Cross-tenant: runs as the service (no tenant scope). */
+  costReport(from: Date | undefined, to: Date | undefined, limit: number) {
+    return withTransaction(this.pool, async (client) => {
+      const { rows } = await client.query(
+        `SELECT u.tenant_id, count(*) AS requests, sum(u.input_tokens) AS input_tokens, sum(u.output_tokens) AS output_tokens, sum(u.cost_micros) AS usage,
+                (SELECT coalesce(sum(e.amount_micros), 0) FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id WHERE a.tenant_id = u.tenant_id) AS balance
+           FROM billing.usage_records u
+          WHERE ($1::timestamptz IS NULL OR u.occurred_at >= $1) AND ($2::timestamptz IS NULL OR u.occurred_at < $2)
+          GROUP BY u.tenant_id ORDER BY usage DESC LIMIT $3`,
+        [from ?? null, to ?? null, limit],
+      );
+      return rows;
+    });
+  }
+}
