@@ -39,6 +39,8 @@ describe('inference-scheduler with fake engines', () => {
       ENGINE_REQUEST_TIMEOUT_MS: '1000',
       ENGINE_POLL_TIMEOUT_MS: '300',
       RETRY_BACKOFF_BASE_MS: '20',
+      // These cases fail engines on purpose many times over; breakers have their own tests.
+      BREAKER_FAILURE_THRESHOLD: '1000',
     });
     client = schedulerClient(service);
     db = createPool(infra.databaseUrl, { applicationName: 'scheduler-test' });

@@ -2,7 +2,12 @@ import { status } from '@grpc/grpc-js';
 
 /** A failure a handler reports with a specific gRPC status and a message for the caller. */
 export class GrpcError extends Error {
-  constructor(readonly code: status, message: string) {
+  constructor(
+    readonly code: status,
+    message: string,
+    /** Trailing metadata sent with the status (e.g. `retry-after` in seconds). */
+    readonly trailers?: Readonly<Record<string, string>>,
+  ) {
     super(message);
   }
 }

@@ -1,4 +1,5 @@
 import {
+  Metadata,
   Server,
   ServerCredentials,
   status,
@@ -100,8 +101,13 @@ export class GrpcServer {
     return { info, controller, clear: () => clearTimeout(timer), parent: extractTraceContext(metadataCarrier(call.metadata)) };
   }
 
-  private toStatus(error: unknown, method: string): { code: number; details: string } {
-    if (error instanceof GrpcError) return { code: error.code, details: error.message };
+  private toStatus(error: unknown, method: string): { code: number; details: string; metadata?: Metadata } {
+    if (error instanceof GrpcError) {
+      if (!error.trailers) return { code: error.code, details: error.message };
+      const metadata = new Metadata();
+      for (const [key, value] of Object.entries(error.trailers)) metadata.set(key, value);
+      return { code: error.code, details: error.message, metadata };
+    }
     this.logger.error({ err: error, method }, 'grpc handler failed');
     return { code: status.INTERNAL, details: 'internal error' };
   }

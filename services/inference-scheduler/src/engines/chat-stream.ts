@@ -141,6 +141,23 @@ export interface ChatStreamOptions {
  * iterating, so the engine frees the sequence right away.
  */
 export async function* streamChatCompletion(engine: Engine, body: ChatCompletionRequest, options: ChatStreamOptions): AsyncGenerator<ChatStreamEvent> {
+  yield* streamOverWire(engine, engine.wire ?? VLLM_WIRE, body, options);
+}
+
+/** How to talk to one kind of engine: the HTTP request to send, and how to read its event stream. */
+export interface EngineWire {
+  request(engine: Engine, body: ChatCompletionRequest): { url: string; headers: Record<string, string>; body: unknown };
+  /** A reader for one stream (it may keep state across events): a chunk, 'done' at the end, or 'skip'. */
+  reader(): (event: { event: string; data: string }) => ReturnType<typeof parseChatChunk> | 'done' | 'skip';
+}
+
+/** vLLM's (and OpenAI's) chat completions stream: `data:` JSON chunks, then `data: [DONE]`. */
+export const VLLM_WIRE: EngineWire = {
+  request: (engine, body) => ({ url: `${engine.baseUrl}/v1/chat/completions`, headers: {}, body }),
+  reader: () => (event) => (event.data === '[DONE]' ? 'done' : event.event !== 'message' ? 'skip' : parseChatChunk(event.data)),
+};
+
+async function* streamOverWire(engine: Engine, wire: EngineWire, body: ChatCompletionRequest, options: ChatStreamOptions): AsyncGenerator<ChatStreamEvent> {
   const { signal, idleTimeoutMs } = options;
   const controller = new AbortController();
   const stalled = new Error(`engine ${engine.id} sent nothing for ${idleTimeoutMs} ms`);
@@ -167,15 +184,17 @@ export async function* streamChatCompletion(engine: Engine, body: ChatCompletion
     let response: Response;
     arm();
     try {
-      response = await fetch(`${engine.baseUrl}/v1/chat/completions`, {
+      const outgoing = wire.request(engine, body);
+      response = await fetch(outgoing.url, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
           accept: 'text/event-stream',
           ...(options.requestId ? { 'x-request-id': options.requestId } : {}),
           ...injectTraceContext(),
+          ...outgoing.headers,
         },
-        body: JSON.stringify(body),
+        body: JSON.stringify(outgoing.body),
         signal: controller.signal,
       });
     } catch (error) {
@@ -203,6 +222,7 @@ export async function* streamChatCompletion(engine: Engine, body: ChatCompletion
     const reader = response.body.getReader();
     const decoder = new TextDecoder('utf-8');
     const parser = new SseParser();
+    const readEvent = wire.reader();
     let done = false;
     try {
       while (!done) {
@@ -222,12 +242,13 @@ export async function* streamChatCompletion(engine: Engine, body: ChatCompletion
           throw new EngineFailure('protocol', `engine ${engine.id} sent an unreadable event stream: ${errorMessage(error)}`, { retryable: true });
         }
         for (const event of events) {
-          if (event.data === '[DONE]') {
+          const chunk = readEvent(event);
+          if (chunk === 'done') {
             done = true;
             break;
           }
-          if (event.event !== 'message') continue;
-          yield { type: 'chunk', ...parseChatChunk(event.data) };
+          if (chunk === 'skip') continue;
+          yield { type: 'chunk', ...chunk };
         }
         if (read.done && !done) throw new EngineFailure('stream', `engine ${engine.id} closed the stream before [DONE]`, { retryable: true });
       }

@@ -1,7 +1,18 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { CONFIG, HealthRegistry, LOGGER, type Logger } from '@ai-platform/platform';
 import type { SchedulerConfig } from '../config';
-import { enginePollFailures, engineHealthy, engineInFlight, engineScrapedRequests } from '../metrics';
+import {
+  engineBreakerState,
+  engineHealthy,
+  engineInFlight,
+  engineKvCacheUsage,
+  engineMetricsAge,
+  enginePollFailures,
+  enginePrefixCacheHitRatio,
+  engineScrapedRequests,
+} from '../metrics';
+import { breakerOptions } from '../resilience/breaker-config';
+import { CircuitBreaker } from '../resilience/circuit-breaker';
 import { Engine, type ServedModel } from './engine';
 import { errorMessage, readBodyText } from './http';
 import { readEngineLoad } from './prometheus';
@@ -46,7 +57,10 @@ export interface ModelAvailability {
  */
 @Injectable()
 export class EnginePool implements OnModuleInit, OnModuleDestroy {
-  readonly engines: Engine[];
+  /** Every engine of every source, static and discovered; replaced (never mutated) when sources change. */
+  engines: Engine[] = [];
+  private readonly sources = new Map<string, Engine[]>();
+  private readonly capacityListeners: Array<(released: boolean) => void> = [];
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private polling?: Promise<void>;
@@ -56,19 +70,65 @@ export class EnginePool implements OnModuleInit, OnModuleDestroy {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(HealthRegistry) health: HealthRegistry,
   ) {
-    const seen = new Set<string>();
-    this.engines = [];
-    for (const url of config.ENGINES) {
-      const engine = Engine.fromUrl(url);
-      if (seen.has(engine.id)) continue;
-      seen.add(engine.id);
-      this.engines.push(engine);
-      engineHealthy.set({ engine: engine.id }, 0);
-      engineInFlight.set({ engine: engine.id }, 0);
-    }
+    this.setSource('static', config.ENGINES);
     health.register('engines', async () => {
-      if (!this.engines.some((engine) => engine.healthy)) throw new Error(`no healthy engine among ${this.engines.map((engine) => engine.id).join(', ')}`);
+      if (!this.engines.some((engine) => engine.healthy)) throw new Error(`no healthy engine among ${this.engines.map((engine) => engine.id).join(', ') || '(none discovered)'}`);
     });
+  }
+
+  /**
+   * Replaces the engines one source (static list, a discovery watch) provides.
+   * Engines that stay keep their state (health, load, prefix index, breaker);
+   * new ones are polled at once; removed ones leave routing now, while calls
+   * already on them finish.
+   */
+  setSource(source: string, urls: readonly string[]): void {
+    const previous = new Map((this.sources.get(source) ?? []).map((engine) => [engine.id, engine]));
+    const others = new Set([...this.sources.entries()].filter(([name]) => name !== source).flatMap(([, engines]) => engines.map((engine) => engine.id)));
+    const next: Engine[] = [];
+    const added: Engine[] = [];
+    for (const url of urls) {
+      const candidate = Engine.fromUrl(url);
+      if (others.has(candidate.id) || next.some((engine) => engine.id === candidate.id)) continue;
+      const kept = previous.get(candidate.id);
+      if (kept) {
+        next.push(kept);
+        previous.delete(candidate.id);
+        continue;
+      }
+      candidate.breaker = new CircuitBreaker(breakerOptions(this.config));
+      next.push(candidate);
+      added.push(candidate);
+      engineHealthy.set({ engine: candidate.id }, 0);
+      engineInFlight.set({ engine: candidate.id }, 0);
+      engineBreakerState.set({ engine: candidate.id }, 0);
+    }
+    this.sources.set(source, next);
+    this.engines = [...this.sources.values()].flat();
+    for (const removed of previous.values()) {
+      removed.healthy = false;
+      for (const gauge of [engineHealthy, engineInFlight, engineBreakerState, engineKvCacheUsage, engineMetricsAge, enginePrefixCacheHitRatio]) gauge.remove({ engine: removed.id });
+      engineScrapedRequests.remove({ engine: removed.id, state: 'running' });
+      engineScrapedRequests.remove({ engine: removed.id, state: 'waiting' });
+    }
+    if (added.length > 0 || previous.size > 0) {
+      this.logger.info({ source, added: added.map((engine) => engine.id), removed: [...previous.keys()], engines: this.engines.length }, 'engine pool changed');
+    }
+    if (!this.stopped && added.length > 0 && this.timer) void Promise.all(added.map((engine) => this.poll(engine))).then(() => this.notify(false));
+  }
+
+  /** Called when capacity may have changed: `released` = one of our requests left an engine. */
+  onCapacityChange(listener: (released: boolean) => void): void {
+    this.capacityListeners.push(listener);
+  }
+
+  private notify(released: boolean) {
+    for (const listener of this.capacityListeners) listener(released);
+  }
+
+  /** Publishes an engine's breaker state (0 closed, 1 half-open, 2 open). */
+  reportBreaker(engine: Engine): void {
+    engineBreakerState.set({ engine: engine.id }, engine.breaker.state === 'closed' ? 0 : engine.breaker.state === 'half_open' ? 1 : 2);
   }
 
   async onModuleInit(): Promise<void> {
@@ -125,6 +185,7 @@ export class EnginePool implements OnModuleInit, OnModuleDestroy {
       released = true;
       engine.release();
       engineInFlight.set({ engine: engine.id }, engine.inFlight);
+      this.notify(true);
     };
   }
 
@@ -139,6 +200,7 @@ export class EnginePool implements OnModuleInit, OnModuleDestroy {
     this.polling ??= Promise.all(this.engines.map((engine) => this.poll(engine))).then(
       () => {
         this.polling = undefined;
+        this.notify(false);
       },
       (error) => {
         this.polling = undefined;
@@ -188,11 +250,17 @@ export class EnginePool implements OnModuleInit, OnModuleDestroy {
       engine.endScrape(metrics.value);
       engineScrapedRequests.set({ engine: engine.id, state: 'running' }, metrics.value.running);
       engineScrapedRequests.set({ engine: engine.id, state: 'waiting' }, metrics.value.waiting);
+      if (metrics.value.kvCacheUsage !== undefined) engineKvCacheUsage.set({ engine: engine.id }, metrics.value.kvCacheUsage);
+      const { prefixCacheQueries: queries, prefixCacheHits: hits } = metrics.value;
+      if (queries !== undefined && hits !== undefined && queries > 0) enginePrefixCacheHitRatio.set({ engine: engine.id }, hits / queries);
     } else {
-      // Unknown load counts as none from others; our own in-flight count still applies.
+      // Unknown load counts as none from others for now; once the last good
+      // scrape is older than ENGINE_METRICS_STALE_MS the engine counts as saturated.
       engine.endScrape(undefined);
       enginePollFailures.inc({ engine: engine.id, endpoint: 'metrics' });
     }
+    const age = engine.metricsAgeMs(engine.lastPolledAt);
+    if (Number.isFinite(age)) engineMetricsAge.set({ engine: engine.id }, age / 1000);
 
     // A poll that only timed out is forgiven once: a busy engine may answer
     // late. Refused connections and explicit failures count at once.

@@ -1,4 +1,15 @@
+import { PrefixIndex } from '../routing/prefix-index';
+import { CircuitBreaker } from '../resilience/circuit-breaker';
+import type { EngineWire } from './chat-stream';
 import type { EngineLoadMetrics } from './prometheus';
+
+/** vLLM's default KV block size, used until the engine reports `vllm:cache_config_info`. */
+export const DEFAULT_BLOCK_SIZE = 16;
+/** Blocks assumed in an engine's cache until it reports `num_gpu_blocks`. */
+export const DEFAULT_CACHE_BLOCKS = 8_192;
+
+/** What speaks behind an engine: a vLLM-compatible server we poll, or an external provider API. */
+export type EngineKind = 'vllm' | 'openai' | 'anthropic';
 
 export interface ServedModel {
   id: string;
@@ -28,6 +39,17 @@ export class Engine {
   /** Polls in a row that timed out (a busy engine is given one more chance). */
   consecutiveTimeouts = 0;
   lastPolledAt?: number;
+  /** When the last scrape with usable metrics ended (ms since epoch); undefined: never. */
+  scrapedAt?: number;
+  /** Tokens per KV block, from the engine's `vllm:cache_config_info`. */
+  blockSize = DEFAULT_BLOCK_SIZE;
+  /** Prompt blocks this engine probably has cached, for the prefix scorer. */
+  readonly prefixIndex = new PrefixIndex(DEFAULT_CACHE_BLOCKS);
+  /** Errors and timeouts of Generate attempts; an open breaker keeps the engine out of routing. */
+  breaker = new CircuitBreaker();
+  readonly kind: EngineKind = 'vllm';
+  /** How requests are sent and streams read; undefined: vLLM's OpenAI-compatible API. */
+  readonly wire?: EngineWire;
 
   constructor(
     /** Stable name used in logs, metrics and usage events: the URL's `host:port`. */
@@ -48,9 +70,18 @@ export class Engine {
   }
 
   /** Records a scrape's result (undefined: unknown load). */
-  endScrape(scraped: EngineLoadMetrics | undefined): void {
+  endScrape(scraped: EngineLoadMetrics | undefined, now = Date.now()): void {
     this.scraped = scraped;
     this.inFlightAtScrape = Math.max(this.scrapePeak, this.inFlight);
+    if (!scraped) return;
+    this.scrapedAt = now;
+    if (scraped.blockSize !== undefined) this.blockSize = scraped.blockSize;
+    if (scraped.cacheBlocks !== undefined) this.prefixIndex.resize(scraped.cacheBlocks);
+  }
+
+  /** Milliseconds since the last usable metrics, Infinity when there never were any. */
+  metricsAgeMs(now = Date.now()): number {
+    return this.scrapedAt === undefined ? Number.POSITIVE_INFINITY : now - this.scrapedAt;
   }
 
   /** Counts one more request of ours on the engine. */

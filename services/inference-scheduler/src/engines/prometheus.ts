@@ -89,11 +89,28 @@ export interface EngineLoadMetrics {
   waiting: number;
   /** 0..1; undefined when the engine does not report it. */
   kvCacheUsage?: number;
+  /** From `vllm:cache_config_info`: tokens per KV block and blocks in the cache. */
+  blockSize?: number;
+  cacheBlocks?: number;
+  /** Prefix-cache counters (tokens queried and hit since the engine started). */
+  prefixCacheQueries?: number;
+  prefixCacheHits?: number;
 }
 
 const RUNNING = 'vllm:num_requests_running';
 const WAITING = 'vllm:num_requests_waiting';
 const KV_CACHE = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'];
+const CACHE_CONFIG = 'vllm:cache_config_info';
+const PREFIX_QUERIES = ['vllm:prefix_cache_queries_total', 'vllm:prefix_cache_queries', 'vllm:gpu_prefix_cache_queries_total'];
+const PREFIX_HITS = ['vllm:prefix_cache_hits_total', 'vllm:prefix_cache_hits', 'vllm:gpu_prefix_cache_hits_total'];
+const WANTED = new Set([RUNNING, WAITING, CACHE_CONFIG, ...KV_CACHE, ...PREFIX_QUERIES, ...PREFIX_HITS]);
+
+/** A positive integer label value (vLLM writes cache_config_info's fields as labels), else undefined. */
+function positiveIntLabel(value: string | undefined, max: number): number | undefined {
+  if (value === undefined || !/^\d{1,12}$/.test(value)) return undefined;
+  const number = Number(value);
+  return number > 0 && number <= max ? number : undefined;
+}
 
 /**
  * Reads vLLM's load gauges, summed over label sets (one per model or engine
@@ -101,9 +118,9 @@ const KV_CACHE = ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'];
  * or an unrelated exposition reads as "unknown", not as "idle".
  */
 export function readEngineLoad(text: string): EngineLoadMetrics | undefined {
-  const samples = parsePrometheusText(text, (name) => name === RUNNING || name === WAITING || KV_CACHE.includes(name));
-  const sum = (name: string) => {
-    const values = samples.filter((sample) => sample.name === name && Number.isFinite(sample.value) && sample.value >= 0).map((sample) => sample.value);
+  const samples = parsePrometheusText(text, (name) => WANTED.has(name));
+  const sum = (...names: string[]) => {
+    const values = samples.filter((sample) => names.includes(sample.name) && Number.isFinite(sample.value) && sample.value >= 0).map((sample) => sample.value);
     return values.length === 0 ? undefined : values.reduce((total, value) => total + value, 0);
   };
   const running = sum(RUNNING);
@@ -111,5 +128,17 @@ export function readEngineLoad(text: string): EngineLoadMetrics | undefined {
   if (running === undefined && waiting === undefined) return undefined;
   const kvSamples = samples.filter((sample) => KV_CACHE.includes(sample.name) && Number.isFinite(sample.value) && sample.value >= 0);
   const kvCacheUsage = kvSamples.length === 0 ? undefined : Math.min(1, Math.max(...kvSamples.map((sample) => sample.value)));
-  return { running: running ?? 0, waiting: waiting ?? 0, ...(kvCacheUsage !== undefined ? { kvCacheUsage } : {}) };
+  const config = samples.find((sample) => sample.name === CACHE_CONFIG)?.labels ?? {};
+  const blockSize = positiveIntLabel(config.block_size, 4096);
+  const cacheBlocks = positiveIntLabel(config.num_gpu_blocks, 1e9);
+  const prefixCacheQueries = sum(...PREFIX_QUERIES);
+  const prefixCacheHits = sum(...PREFIX_HITS);
+  return {
+    running: running ?? 0,
+    waiting: waiting ?? 0,
+    ...(kvCacheUsage !== undefined ? { kvCacheUsage } : {}),
+    ...(blockSize !== undefined ? { blockSize } : {}),
+    ...(cacheBlocks !== undefined ? { cacheBlocks } : {}),
+    ...(prefixCacheQueries !== undefined && prefixCacheHits !== undefined ? { prefixCacheQueries, prefixCacheHits: Math.min(prefixCacheHits, prefixCacheQueries) } : {}),
+  };
 }

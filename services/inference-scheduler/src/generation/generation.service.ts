@@ -6,11 +6,17 @@ import type { SchedulerConfig } from '../config';
 import { CallAborted, EngineFailure, streamChatCompletion, type EngineUsage } from '../engines/chat-stream';
 import type { Engine } from '../engines/engine';
 import { EnginePool } from '../engines/engine-pool';
-import { generateRequests, retries, timeToFirstToken } from '../metrics';
-import { estimateInputTokens } from '../metering/token-estimate';
+import { FlowController, type Admission } from '../flow/flow-controller';
+import { laneOf } from '../flow/lanes';
+import { generateRequests, interTokenLatency, outputTokensPerSecond, retries, timeToFirstToken } from '../metrics';
 import { UsageRecorder, type UsageStatus } from '../metering/usage-recorder';
-import { ENGINE_PICKER, type EnginePicker, type RouteRequest } from '../routing/picker';
+import { ProviderRegistry } from '../providers/provider-registry';
+import type { RouteRequest } from '../routing/picker';
+import { abortError, backoffDelay, meteredTokens, minimumPromptTokens, sleep } from './call-support';
+import { EngineSelector } from './engine-selector';
 import { toEngineRequest, validateGenerate, type ValidatedGenerate } from './validate';
+
+export { backoffDelay, meteredTokens } from './call-support';
 
 type GenerateResponseInit = MessageInitShape<typeof inference.GenerateResponseSchema>;
 
@@ -29,56 +35,10 @@ interface CallState {
   recorded: boolean;
 }
 
-/** Tokens to meter for a finished call. */
-export function meteredTokens(
-  status: UsageStatus,
-  state: { outputChunks: number; usage?: EngineUsage },
-  messages: ReadonlyArray<{ role: string; content: string }>,
-): { inputTokens: number; cachedInputTokens: number; outputTokens: number } {
-  if (status === 'failed' && state.outputChunks === 0) {
-    // The caller got nothing: nothing is charged.
-    return { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0 };
-  }
-  if (status === 'completed' && state.usage) {
-    return { inputTokens: state.usage.promptTokens, cachedInputTokens: state.usage.cachedTokens, outputTokens: state.usage.completionTokens };
-  }
-  // Aborted, failed mid-stream, or an engine that sent no usage: the latest
-  // running counts when the engine sent them, else the conservative estimate.
-  return {
-    inputTokens: state.usage?.promptTokens ?? estimateInputTokens(messages),
-    cachedInputTokens: state.usage?.cachedTokens ?? 0,
-    outputTokens: Math.max(state.outputChunks, state.usage?.completionTokens ?? 0),
-  };
-}
-
-function abortError(reason: unknown): GrpcError {
-  return reason instanceof GrpcError ? reason : new GrpcError(GrpcStatus.CANCELLED, 'cancelled');
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new CallAborted(signal.reason));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new CallAborted(signal.reason));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** Full-jitter exponential backoff: a random delay in [d/2, d], d = base * 2^(retry-1) capped at max. */
-export function backoffDelay(retry: number, baseMs: number, maxMs: number, random = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, retry - 1));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
-}
-
 /**
- * One Generate call: validate, route, stream from the engine, retry on another
- * engine while no token has been sent, and meter the call exactly once.
+ * One Generate call: validate, wait for admission, route, stream from the
+ * engine, retry on another engine while no token has been sent, and meter the
+ * call exactly once.
  */
 @Injectable()
 export class GenerationService {
@@ -86,7 +46,9 @@ export class GenerationService {
     @Inject(CONFIG) private readonly config: SchedulerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(EnginePool) private readonly pool: EnginePool,
-    @Inject(ENGINE_PICKER) private readonly picker: EnginePicker,
+    @Inject(ProviderRegistry) private readonly providers: ProviderRegistry,
+    @Inject(FlowController) private readonly flow: FlowController,
+    @Inject(EngineSelector) private readonly selector: EngineSelector,
     @Inject(UsageRecorder) private readonly recorder: UsageRecorder,
   ) {}
 
@@ -94,18 +56,32 @@ export class GenerationService {
     const startedAt = new Date();
     const started = performance.now();
     let call: ValidatedGenerate;
+    let admission: Admission;
     try {
       call = validateGenerate(request, callInfo.context);
       this.checkModel(call);
+      admission = await this.flow.admit({ model: call.model, lane: laneOf(call.priority), tenantId: call.tenantId, signal: callInfo.signal });
     } catch (error) {
       const code = error instanceof GrpcError ? error.code : undefined;
-      const outcome = code === GrpcStatus.NOT_FOUND ? 'not_found' : code === GrpcStatus.UNAVAILABLE ? 'unavailable' : 'invalid';
+      const outcome =
+        error instanceof CallAborted ? 'aborted'
+        : code === GrpcStatus.NOT_FOUND ? 'not_found'
+        : code === GrpcStatus.RESOURCE_EXHAUSTED || (code === GrpcStatus.UNAVAILABLE && error instanceof GrpcError && error.trailers) ? 'shed'
+        : code === GrpcStatus.UNAVAILABLE ? 'unavailable'
+        : 'invalid';
       generateRequests.inc({ model: request.model.slice(0, 256), engine: '', outcome });
+      if (error instanceof CallAborted) throw abortError(error.reason);
       throw error;
     }
 
     const state: CallState = { reached: false, attempts: 0, outputChunks: 0, recorded: false };
-    const route: RouteRequest = { model: call.model, messages: call.messages, tenantId: call.tenantId, priority: call.priority };
+    const route: RouteRequest = {
+      model: call.model,
+      messages: call.messages,
+      tenantId: call.tenantId,
+      priority: laneOf(call.priority),
+      sessionKey: call.conversationId || (call.userId ? `${call.tenantId}/${call.userId}` : ''),
+    };
     const body = toEngineRequest(call, { continuousUsage: this.config.ENGINE_CONTINUOUS_USAGE });
     const tried = new Set<string>();
     let failure: unknown;
@@ -113,7 +89,7 @@ export class GenerationService {
       for (;;) {
         let engine: Engine;
         try {
-          engine = this.route(call, route, tried, failure);
+          engine = this.selector.select(route, tried, failure, admission.overflow);
         } catch (error) {
           state.status = 'failed';
           throw error;
@@ -124,8 +100,13 @@ export class GenerationService {
         state.usage = undefined;
         state.finishReason = undefined;
         const release = this.pool.acquire(engine);
+        admission.started();
+        engine.breaker.onAttempt();
+        let firstTokenAt = 0;
+        let lastTokenAt = 0;
         try {
-          for await (const event of streamChatCompletion(engine, body, { signal: callInfo.signal, idleTimeoutMs: this.config.ENGINE_REQUEST_TIMEOUT_MS, requestId: call.requestId })) {
+          const idleTimeoutMs = engine.kind === 'vllm' ? this.config.ENGINE_REQUEST_TIMEOUT_MS : this.config.PROVIDER_REQUEST_TIMEOUT_MS;
+          for await (const event of streamChatCompletion(engine, body, { signal: callInfo.signal, idleTimeoutMs, requestId: call.requestId })) {
             if (event.type === 'open') {
               state.reached = true;
               continue;
@@ -133,15 +114,29 @@ export class GenerationService {
             if (event.usage) state.usage = event.usage;
             if (event.finishReason) state.finishReason = event.finishReason;
             if (event.text.length > 0) {
-              if (state.outputChunks === 0) timeToFirstToken.observe({ model: call.model, engine: engine.id }, (performance.now() - started) / 1000);
+              const now = performance.now();
+              if (state.outputChunks === 0) {
+                firstTokenAt = now;
+                timeToFirstToken.observe({ model: call.model, engine: engine.id, priority: route.priority }, (now - started) / 1000);
+                if (engine.breaker.onSuccess()) this.logger.info({ engine: engine.id }, 'circuit breaker closed');
+                this.pool.reportBreaker(engine);
+              } else {
+                interTokenLatency.observe({ model: call.model, engine: engine.id }, (now - lastTokenAt) / 1000);
+              }
+              lastTokenAt = now;
               state.outputChunks++;
               yield { event: { case: 'delta', value: { text: event.text } } };
             }
+          }
+          if (state.outputChunks === 0) engine.breaker.onSuccess();
+          if (state.outputChunks > 1 && lastTokenAt > firstTokenAt) {
+            outputTokensPerSecond.observe({ model: call.model, engine: engine.id }, ((state.outputChunks - 1) * 1000) / (lastTokenAt - firstTokenAt));
           }
           break;
         } catch (error) {
           failure = error;
           if (error instanceof CallAborted) {
+            engine.breaker.onInconclusive();
             state.reached = true; // the engine may have started on it: meter conservatively
             state.status = 'aborted';
             throw abortError(error.reason);
@@ -151,6 +146,9 @@ export class GenerationService {
             throw error;
           }
           if (error.kind !== 'connect') state.reached = true;
+          // Refusals of the request itself (4xx) say nothing about the engine's health.
+          if (error.retryable) this.recordEngineFailure(engine, error);
+          else engine.breaker.onInconclusive();
           if (state.outputChunks > 0) {
             state.status = 'failed';
             this.logger.warn({ engine: engine.id, model: call.model, output_tokens: state.outputChunks, err: error.message }, 'engine failed mid-stream');
@@ -162,13 +160,6 @@ export class GenerationService {
           if (!error.retryable) {
             state.status = 'failed';
             throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, `engine rejected the request: ${error.options.engineMessage ?? error.message}`);
-          }
-          // An engine we cannot reach, or one failing with a server fault, leaves
-          // the rotation until its next good poll. Overload (503, 429) and
-          // slowness do not: they are retried elsewhere but are no sign of death.
-          const status = error.options.status;
-          if (error.kind === 'connect' || (status !== undefined && status >= 500 && status !== 503) || status === 404) {
-            this.pool.markFailed(engine, error.message);
           }
           if (state.attempts > this.config.MAX_RETRIES_BEFORE_FIRST_TOKEN) {
             state.status = 'failed';
@@ -205,12 +196,28 @@ export class GenerationService {
         },
       };
     } finally {
+      admission.started();
       // Also reached when the caller stops reading mid-stream (cancel): the
       // engine request is closed by now, and the call is metered as aborted.
       if (!state.recorded) {
         state.status ??= 'aborted';
         await this.finish(call, state, startedAt, started, failure);
       }
+    }
+  }
+
+  /**
+   * Counts a failed attempt against the engine's breaker; an engine we cannot
+   * reach or that fails with a server fault also leaves the rotation until its
+   * next good poll. Overload (503, 429) and slowness do not: they are retried
+   * elsewhere but are no sign of death.
+   */
+  private recordEngineFailure(engine: Engine, error: EngineFailure) {
+    if (engine.breaker.onFailure()) this.logger.warn({ engine: engine.id, failures: engine.breaker.failures, err: error.message }, 'circuit breaker opened');
+    this.pool.reportBreaker(engine);
+    const status = error.options.status;
+    if (engine.kind === 'vllm' && (error.kind === 'connect' || (status !== undefined && status >= 500 && status !== 503) || status === 404)) {
+      this.pool.markFailed(engine, error.message);
     }
   }
 
@@ -257,26 +264,24 @@ export class GenerationService {
   }
 
   private checkModel(call: ValidatedGenerate) {
-    if (this.pool.knownModels().length === 0) {
+    const servedByProvider = this.providers.serves(call.model);
+    if (this.pool.knownModels().length === 0 && !servedByProvider) {
       throw new GrpcError(GrpcStatus.UNAVAILABLE, 'no engine has reported its models yet');
     }
-    if (!this.pool.isKnownModel(call.model)) {
-      const available = this.pool.availableModels().map((model) => model.id);
+    if (!this.pool.isKnownModel(call.model) && !servedByProvider) {
+      const available = [...new Set([...this.pool.availableModels().map((model) => model.id), ...this.providers.engines.flatMap((engine) => engine.models.map((model) => model.id))])].sort();
       throw new GrpcError(GrpcStatus.NOT_FOUND, `model ${JSON.stringify(call.model)} is not served here; available models: ${available.length > 0 ? available.join(', ') : '(none ready)'}`);
     }
     const contextLength = this.pool.availableModels().find((model) => model.id === call.model)?.contextLength ?? 0;
     if (call.maxTokens !== undefined && contextLength > 0 && call.maxTokens >= contextLength) {
       throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, `sampling.max_tokens (${call.maxTokens}) must be less than the context length of ${call.model} (${contextLength})`);
     }
-  }
-
-  private route(call: ValidatedGenerate, route: RouteRequest, tried: ReadonlySet<string>, lastFailure: unknown): Engine {
-    const candidates = this.pool.candidates(call.model);
-    if (candidates.length === 0) {
-      const last = lastFailure instanceof Error ? `; last error: ${lastFailure.message}` : '';
-      throw new GrpcError(GrpcStatus.UNAVAILABLE, `no healthy engine serves model ${call.model} right now${last}`);
+    const minimumTokens = minimumPromptTokens(call.messages);
+    if (contextLength > 0 && minimumTokens + (call.maxTokens ?? 0) >= contextLength) {
+      throw new GrpcError(
+        GrpcStatus.INVALID_ARGUMENT,
+        `the prompt is too long for ${call.model}: at least ${minimumTokens} tokens${call.maxTokens ? ` plus max_tokens ${call.maxTokens}` : ''}, context length ${contextLength}`,
+      );
     }
-    const untried = candidates.filter((engine) => !tried.has(engine.id));
-    return this.picker.pick(untried.length > 0 ? untried : candidates, route);
   }
 }

@@ -7,6 +7,8 @@ export interface RouteRequest {
   messages: ReadonlyArray<{ role: string; content: string }>;
   tenantId: string;
   priority: string;
+  /** Requests with the same key should share an engine (session affinity); conversation id, else user. */
+  sessionKey?: string;
 }
 
 /**
