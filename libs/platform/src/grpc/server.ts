@@ -118,17 +118,18 @@ export class GrpcServer {
       const stopTimer = grpcServerDuration.startTimer({ method: info.method });
       void runWithContext(info.context, () =>
         withSpan(info.method, { kind: SpanKind.SERVER, parent }, async () => {
+          let code = 'OK';
           try {
             const response = await handler(call.request, info);
-            grpcServerHandled.inc({ method: info.method, code: 'OK' });
             callback(null, response);
           } catch (error) {
             const failure = this.toStatus(error, info.method);
-            grpcServerHandled.inc({ method: info.method, code: statusName(failure.code) });
+            code = statusName(failure.code);
             callback(failure);
           } finally {
+            grpcServerHandled.inc({ method: info.method, code });
             clear();
-            stopTimer();
+            this.logger.debug({ grpc_method: info.method, grpc_code: code, duration_ms: Math.round(stopTimer() * 1000) }, 'grpc call completed');
           }
         }),
       );
@@ -157,7 +158,7 @@ export class GrpcServer {
           } finally {
             grpcServerHandled.inc({ method: info.method, code });
             clear();
-            stopTimer();
+            this.logger.info({ grpc_method: info.method, grpc_code: code, duration_ms: Math.round(stopTimer() * 1000) }, 'grpc stream completed');
             untrack();
           }
         }),

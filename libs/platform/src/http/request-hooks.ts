@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { context as otelContext, trace, type Span } from '@opentelemetry/api';
+import type { Logger } from 'pino';
 import type { DrainTracker } from '../lifecycle/drain';
 import { runWithContext } from '../lifecycle/request-context';
 import { httpRequestDuration } from '../metrics/metrics';
@@ -23,7 +24,7 @@ declare module 'fastify' {
  * span continuing the caller's trace, the async context every log line reads,
  * duration metrics, and a 503 for new work once the process drains.
  */
-export function installRequestHooks(fastify: FastifyInstance, drain: DrainTracker): void {
+export function installRequestHooks(fastify: FastifyInstance, drain: DrainTracker, logger?: Logger): void {
   fastify.addHook('onRequest', (request, reply, done) => {
     const incoming = request.headers['x-request-id'];
     request.requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
@@ -46,6 +47,14 @@ export function installRequestHooks(fastify: FastifyInstance, drain: DrainTracke
     httpRequestDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
     request.span?.setAttribute('http.response.status_code', reply.statusCode);
     request.span?.end();
+    if (logger && !OPS_ROUTES.has(route)) {
+      // One access line per request, joined to its trace by id.
+      const spanContext = request.span?.spanContext();
+      logger.info(
+        { method: request.method, route, status: reply.statusCode, duration_ms: Math.round(reply.elapsedTime), request_id: request.requestId, trace_id: spanContext?.traceId, span_id: spanContext?.spanId },
+        'request completed',
+      );
+    }
     done();
   });
 }
