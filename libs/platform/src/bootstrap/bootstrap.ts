@@ -66,7 +66,7 @@ export async function bootstrapService<S extends z.ZodType<BaseShape>>(definitio
   const adapter = new FastifyAdapter({ bodyLimit: definition.bodyLimitBytes ?? 1024 * 1024, routerOptions: { maxParamLength: 256 }, return503OnClosing: true });
   const app = await NestFactory.create<NestFastifyApplication>(RootModule, adapter, { logger: new NestPinoLogger(logger), abortOnError: false });
   const fastify = app.getHttpAdapter().getInstance();
-  installRequestHooks(fastify, drain);
+  installRequestHooks(fastify, drain, logger);
   app.useGlobalFilters(new ApiExceptionFilter(logger));
 
   let grpcServer: GrpcServer | undefined;
