@@ -1,34 +1,15 @@
 import OpenAI from 'openai';
-import { Pool } from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MODEL, TestStack, waitFor, type Credentials } from './support/stack';
+import { describe, expect, it } from 'vitest';
+import { MODEL, waitFor } from './support/stack';
+import { useStack } from './support/suite';
 
-let stack: TestStack;
-let tenant: Credentials;
-let client: OpenAI;
-let db: Pool;
-
-beforeAll(async () => {
-  stack = await TestStack.start();
-  tenant = stack.createTenant();
-  client = new OpenAI({ apiKey: tenant.apiKey, baseURL: `${stack.gatewayUrl}/v1`, maxRetries: 0 });
-  db = new Pool({ connectionString: process.env.DATABASE_URL });
-});
-
-afterEach((context) => {
-  if (context.task.result?.state === 'fail') stack.printLogs();
-});
-
-afterAll(async () => {
-  await db?.end();
-  await stack?.stop();
-});
+const suite = useStack();
 
 const requestIdOf = (completionId: string) => completionId.replace(/^chatcmpl-/, '');
 
 async function usageRecord(requestId: string) {
   return waitFor(async () => {
-    const { rows } = await db.query(
+    const { rows } = await suite.db.query(
       `SELECT u.input_tokens, u.output_tokens, u.status, u.cost_micros, r.status AS reservation_status
          FROM billing.usage_records u LEFT JOIN billing.reservations r ON r.id = u.reservation_id
         WHERE u.request_id = $1`,
@@ -39,7 +20,7 @@ async function usageRecord(requestId: string) {
 }
 
 async function streamTurn(content: string, conversationId?: string) {
-  const { data: stream, response } = await client.chat.completions
+  const { data: stream, response } = await suite.client.chat.completions
     .create(
       { model: MODEL, messages: [{ role: 'user', content }], stream: true, stream_options: { include_usage: true }, max_tokens: 40, temperature: 0 },
       { headers: conversationId ? { 'x-conversation-id': conversationId } : {} },
@@ -82,7 +63,7 @@ describe('a chat turn through every service', () => {
     expect(second.conversationId).toBe(first.conversationId);
     // The second prompt holds the first question and answer, so it is longer than both together.
     expect(second.usage.prompt_tokens).toBeGreaterThan(first.usage.prompt_tokens + first.usage.completion_tokens);
-    const { rows } = await db.query(
+    const { rows } = await suite.db.query(
       `SELECT role, content FROM orchestrator.messages WHERE conversation_id = $1 ORDER BY seq`,
       [first.conversationId],
     );
@@ -91,7 +72,7 @@ describe('a chat turn through every service', () => {
   });
 
   it('answers a non-streamed completion with usage', async () => {
-    const completion = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Say yes.' }], max_tokens: 8 });
+    const completion = await suite.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Say yes.' }], max_tokens: 8 });
     expect(completion.object).toBe('chat.completion');
     expect(completion.choices[0]!.message.content!.length).toBeGreaterThan(0);
     expect(completion.usage!.completion_tokens).toBeGreaterThan(0);
@@ -101,23 +82,23 @@ describe('a chat turn through every service', () => {
   });
 
   it('lists the served model', async () => {
-    const models = await client.models.list();
+    const models = await suite.client.models.list();
     expect(models.data.map((model) => model.id)).toContain(MODEL);
   });
 });
 
 describe('bad input', () => {
   async function rawPost(body: string, headers: Record<string, string> = {}) {
-    return fetch(`${stack.gatewayUrl}/v1/chat/completions`, {
+    return fetch(`${suite.stack.gatewayUrl}/v1/chat/completions`, {
       method: 'POST',
       body,
-      headers: { authorization: `Bearer ${tenant.apiKey}`, 'content-type': 'application/json', ...headers },
+      headers: { authorization: `Bearer ${suite.tenant.apiKey}`, 'content-type': 'application/json', ...headers },
     });
   }
 
   async function usageCount() {
-    const { rows } = await db.query(`SELECT count(*)::int AS n FROM billing.usage_records WHERE tenant_id = $1`, [tenant.tenantId]);
-    const holds = await db.query(`SELECT count(*)::int AS n FROM billing.reservations WHERE tenant_id = $1`, [tenant.tenantId]);
+    const { rows } = await suite.db.query(`SELECT count(*)::int AS n FROM billing.usage_records WHERE tenant_id = $1`, [suite.tenant.tenantId]);
+    const holds = await suite.db.query(`SELECT count(*)::int AS n FROM billing.reservations WHERE tenant_id = $1`, [suite.tenant.tenantId]);
     return { usage: rows[0].n as number, holds: holds.rows[0].n as number };
   }
 
@@ -146,14 +127,14 @@ describe('bad input', () => {
     // (unknown conversation) released it.
     const after = await usageCount();
     expect(after.usage).toBe(before.usage);
-    const open = await db.query(`SELECT count(*)::int AS n FROM billing.reservations WHERE tenant_id = $1 AND status = 'held'`, [tenant.tenantId]);
+    const open = await suite.db.query(`SELECT count(*)::int AS n FROM billing.reservations WHERE tenant_id = $1 AND status = 'held'`, [suite.tenant.tenantId]);
     expect(open.rows[0].n).toBe(0);
   });
 
   it('surfaces the same errors through the openai client', async () => {
-    await expect(client.chat.completions.create({ model: 'gpt-nonexistent', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
-    await expect(client.chat.completions.create({ model: MODEL, messages: [] })).rejects.toMatchObject({ status: 400, type: 'invalid_request_error' });
-    const stranger = new OpenAI({ apiKey: 'pk_AAAAAAAAAAAAAAAA_CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC', baseURL: `${stack.gatewayUrl}/v1`, maxRetries: 0 });
+    await expect(suite.client.chat.completions.create({ model: 'gpt-nonexistent', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+    await expect(suite.client.chat.completions.create({ model: MODEL, messages: [] })).rejects.toMatchObject({ status: 400, type: 'invalid_request_error' });
+    const stranger = new OpenAI({ apiKey: 'pk_AAAAAAAAAAAAAAAA_CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC', baseURL: `${suite.stack.gatewayUrl}/v1`, maxRetries: 0 });
     await expect(stranger.models.list()).rejects.toMatchObject({ status: 401 });
   });
 });

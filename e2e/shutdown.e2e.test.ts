@@ -1,28 +1,9 @@
 import OpenAI from 'openai';
-import { Pool } from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MODEL, TestStack, waitFor, type Credentials, type ServiceName } from './support/stack';
+import { describe, expect, it } from 'vitest';
+import { MODEL, waitFor, type ServiceName } from './support/stack';
+import { useStack } from './support/suite';
 
-let stack: TestStack;
-let tenant: Credentials;
-let client: OpenAI;
-let db: Pool;
-
-beforeAll(async () => {
-  stack = await TestStack.start();
-  tenant = stack.createTenant();
-  client = new OpenAI({ apiKey: tenant.apiKey, baseURL: `${stack.gatewayUrl}/v1`, maxRetries: 0 });
-  db = new Pool({ connectionString: process.env.DATABASE_URL });
-});
-
-afterEach((context) => {
-  if (context.task.result?.state === 'fail') stack.printLogs();
-});
-
-afterAll(async () => {
-  await db?.end();
-  await stack?.stop();
-});
+const suite = useStack();
 
 /**
  * Opens a stream, sends SIGTERM to `service` once the first token arrived, and
@@ -30,7 +11,7 @@ afterAll(async () => {
  * service drained it) or an error event the client understands; never a cut socket.
  */
 async function streamWhileStopping(service: ServiceName, maxTokens: number) {
-  const stream = await client.chat.completions.create({
+  const stream = await suite.client.chat.completions.create({
     model: MODEL, messages: [{ role: 'user', content: 'Write a long story about a lighthouse keeper.' }],
     stream: true, stream_options: { include_usage: true }, max_tokens: maxTokens, temperature: 0,
   });
@@ -47,7 +28,7 @@ async function streamWhileStopping(service: ServiceName, maxTokens: number) {
       text += content;
       finishReason = chunk.choices[0]?.finish_reason ?? finishReason;
       if (chunk.usage) usage = chunk.usage;
-      if (content && !exit) exit = stack.kill(service, 'SIGTERM');
+      if (content && !exit) exit = suite.stack.kill(service, 'SIGTERM');
     }
   } catch (caught) {
     error = caught;
@@ -65,12 +46,12 @@ describe('SIGTERM to any service while a stream is open', () => {
       expect(['stop', 'length']).toContain(result.finishReason);
       expect(result.usage?.completion_tokens).toBeGreaterThan(0);
       expect(result.exitCode).toBe(0);
-      await stack.startService(service);
-      await stack.waitUntilServing(tenant.apiKey);
+      await suite.stack.startService(service);
+      await suite.stack.waitUntilServing(suite.tenant.apiKey);
       // The turn is billed even when billing itself was the one restarted: the
       // usage event waited in Kafka.
       const record = await waitFor(async () => {
-        const { rows } = await db.query(`SELECT output_tokens FROM billing.usage_records WHERE request_id = $1`, [result.requestId]);
+        const { rows } = await suite.db.query(`SELECT output_tokens FROM billing.usage_records WHERE request_id = $1`, [result.requestId]);
         return rows[0];
       }, 'the usage record');
       expect(Number(record.output_tokens)).toBe(result.usage!.completion_tokens);
@@ -78,20 +59,20 @@ describe('SIGTERM to any service while a stream is open', () => {
   );
 
   it('ends the stream with a clean error event when the engine must stop before the answer is done', async () => {
-    await stack.kill('cpu-engine');
-    await stack.startService('cpu-engine', { SHUTDOWN_GRACE_MS: '200' });
-    await stack.waitUntilServing(tenant.apiKey);
+    await suite.stack.kill('cpu-engine');
+    await suite.stack.startService('cpu-engine', { SHUTDOWN_GRACE_MS: '200' });
+    await suite.stack.waitUntilServing(suite.tenant.apiKey);
     const result = await streamWhileStopping('cpu-engine', 400);
     expect(result.exitCode).toBe(0);
     expect(result.text.length).toBeGreaterThan(0);
     expect(result.error).toBeInstanceOf(OpenAI.APIError);
     expect(result.error).not.toBeInstanceOf(OpenAI.APIConnectionError);
     expect((result.error as Error).message.length).toBeGreaterThan(0);
-    await stack.startService('cpu-engine');
-    await stack.waitUntilServing(tenant.apiKey);
+    await suite.stack.startService('cpu-engine');
+    await suite.stack.waitUntilServing(suite.tenant.apiKey);
     // The tokens produced before the cut are still billed.
     const record = await waitFor(async () => {
-      const { rows } = await db.query(`SELECT status, output_tokens FROM billing.usage_records WHERE request_id = $1`, [result.requestId]);
+      const { rows } = await suite.db.query(`SELECT status, output_tokens FROM billing.usage_records WHERE request_id = $1`, [result.requestId]);
       return rows[0];
     }, 'the usage record of the cut stream');
     expect(Number(record.output_tokens)).toBeGreaterThan(0);
