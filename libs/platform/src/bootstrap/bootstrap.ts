@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Module, type DynamicModule, type Type } from '@nestjs/common';
+import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import { ConfigError, parseConfig } from '../config/config';
 import { GrpcServer } from '../grpc/server';
@@ -28,6 +29,13 @@ export interface ServiceDefinition<S extends z.ZodType<BaseShape>> {
   module: Type<unknown> | DynamicModule;
   grpc?: { port: (config: z.infer<S>) => number; services: GrpcRegistration[] };
   bodyLimitBytes?: number;
+  /** Extra Fastify server options (e.g. requestTimeout, http.maxHeaderSize), merged over the defaults. */
+  fastifyOptions?: Record<string, unknown>;
+  /**
+   * Runs after the app is created and before its routes are registered: the
+   * place for the service's own Fastify hooks (they then cover every route).
+   */
+  configureHttp?: (fastify: FastifyInstance, app: NestFastifyApplication) => void | Promise<void>;
 }
 
 export interface RunningService<C> {
@@ -63,10 +71,11 @@ export async function bootstrapService<S extends z.ZodType<BaseShape>>(definitio
   @Module({ imports: [PlatformModule.forRoot({ config, logger, health, drain }), definition.module] })
   class RootModule {}
 
-  const adapter = new FastifyAdapter({ bodyLimit: definition.bodyLimitBytes ?? 1024 * 1024, routerOptions: { maxParamLength: 256 }, return503OnClosing: true });
+  const adapter = new FastifyAdapter({ bodyLimit: definition.bodyLimitBytes ?? 1024 * 1024, routerOptions: { maxParamLength: 256 }, return503OnClosing: true, ...definition.fastifyOptions });
   const app = await NestFactory.create<NestFastifyApplication>(RootModule, adapter, { logger: new NestPinoLogger(logger), abortOnError: false });
   const fastify = app.getHttpAdapter().getInstance();
   installRequestHooks(fastify, drain, logger);
+  await definition.configureHttp?.(fastify, app);
   app.useGlobalFilters(new ApiExceptionFilter(logger));
 
   let grpcServer: GrpcServer | undefined;

@@ -2,7 +2,23 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { Database, LOGGER, withTenantTransaction, withTransaction, type Logger, type Pool } from '@ai-platform/platform';
 import { generateApiKey, hashSecret, parseApiKey, secretMatches } from './api-key';
-import type { Principal } from './principal';
+
+/** A key's owner as stored; the authenticator turns it into a Principal. */
+export interface KeyOwner {
+  tenantId: string;
+  userId: string;
+  apiKeyId: string;
+  scopes: string[];
+  tierName: string;
+  limits: unknown;
+}
+
+export interface TenantRow {
+  id: string;
+  name: string;
+  tier: string;
+  limits: unknown;
+}
 
 const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 
@@ -20,14 +36,15 @@ export class IdentityStore {
   }
 
   /** Resolves a presented key to its principal; undefined for unknown, wrong, revoked or expired keys. */
-  async authenticate(presented: string): Promise<Principal | undefined> {
+  async authenticate(presented: string): Promise<KeyOwner | undefined> {
     const parsed = parseApiKey(presented);
     if (!parsed) return undefined;
     const row = await withTransaction(this.pool, async (client) => {
       await client.query(`SELECT set_config('app.key_lookup', 'on', true)`);
       const { rows } = await client.query(
-        `SELECT tenant_id, user_id, secret_hash, scopes FROM gateway.api_keys
-          WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
+        `SELECT k.tenant_id, k.user_id, k.secret_hash, k.scopes, t.tier, t.limits
+           FROM gateway.api_keys k JOIN gateway.tenants t ON t.id = k.tenant_id
+          WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())`,
         [parsed.id],
       );
       return rows[0];
@@ -36,7 +53,54 @@ export class IdentityStore {
     const matches = secretMatches(parsed.secret, row?.secret_hash ?? Buffer.alloc(32));
     if (!row || !matches) return undefined;
     this.touch(parsed.id, row.tenant_id);
-    return { tenantId: row.tenant_id, userId: row.user_id, apiKeyId: parsed.id, scopes: row.scopes };
+    return { tenantId: row.tenant_id, userId: row.user_id, apiKeyId: parsed.id, scopes: row.scopes, tierName: row.tier, limits: row.limits };
+  }
+
+  async tenant(id: string): Promise<TenantRow | undefined> {
+    const { rows } = await this.pool.query(`SELECT id, name, tier, limits FROM gateway.tenants WHERE id = $1`, [id]);
+    return rows[0];
+  }
+
+  /** Creates a tenant; false when the id is taken. */
+  async createTenant(id: string, name: string, tier: string, limits: unknown): Promise<boolean> {
+    const result = await this.pool.query(
+      `INSERT INTO gateway.tenants (id, name, tier, limits) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
+      [id, name, tier, limits == null ? null : JSON.stringify(limits)],
+    );
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async updateTenantLimits(id: string, tier: string | undefined, limits: unknown): Promise<boolean> {
+    const result = await this.pool.query(
+      `UPDATE gateway.tenants SET tier = COALESCE($2, tier), limits = $3 WHERE id = $1`,
+      [id, tier ?? null, limits == null ? null : JSON.stringify(limits)],
+    );
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  /** Creates a user in the tenant; false when the id is taken. */
+  async createUser(tenantId: string, id: string, email: string | null): Promise<boolean> {
+    const result = await withTenantTransaction(this.pool, tenantId, (client) =>
+      client.query(`INSERT INTO gateway.users (id, tenant_id, email) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [id, tenantId, email]),
+    );
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async userExists(tenantId: string, userId: string): Promise<boolean> {
+    const { rows } = await withTenantTransaction(this.pool, tenantId, (client) =>
+      client.query(`SELECT 1 FROM gateway.users WHERE id = $1 AND tenant_id = $2`, [userId, tenantId]),
+    );
+    return rows.length > 0;
+  }
+
+  async listKeys(tenantId: string) {
+    const { rows } = await withTenantTransaction(this.pool, tenantId, (client) =>
+      client.query(
+        `SELECT id, user_id, name, scopes, expires_at, revoked_at, last_used_at, created_at FROM gateway.api_keys WHERE tenant_id = $1 ORDER BY created_at`,
+        [tenantId],
+      ),
+    );
+    return rows;
   }
 
   async ensureTenant(id: string, name: string): Promise<void> {

@@ -1,4 +1,4 @@
-import { Controller, Inject, Post, Req, Res } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { orchestrator } from '@ai-platform/contracts';
 import { ApiError, CONFIG, DrainTracker, GrpcStatus, isServiceError, LOGGER, runWithContext, type Logger } from '@ai-platform/platform';
@@ -6,10 +6,9 @@ import { authenticate } from '../auth/authenticate';
 import { IdentityStore } from '../auth/identity.store';
 import type { Principal } from '../auth/principal';
 import type { GatewayConfig } from '../config';
-import { UpstreamClients } from '../upstream/upstream.clients';
-import { messageText, parseChatRequest, worstCaseInputTokens, type ChatCompletionRequest } from './chat-request';
-import { releaseHold, startTurn, toPublicError, type TurnStart } from './chat-turn';
-import { ModelCatalog } from './model-catalog';
+import { TurnService, type OpenTurn } from '../chat/turn.service';
+import { messageText, parseChatRequest, type ChatCompletionRequest } from './chat-request';
+import { toPublicError } from './chat-turn';
 import { chunk, completion, usageOf } from './openai-format';
 import { SseWriter } from './sse';
 
@@ -27,48 +26,27 @@ export class ChatCompletionsController {
     @Inject(CONFIG) private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(IdentityStore) private readonly identities: IdentityStore,
-    @Inject(UpstreamClients) private readonly upstream: UpstreamClients,
-    @Inject(ModelCatalog) private readonly catalog: ModelCatalog,
     @Inject(DrainTracker) private readonly drain: DrainTracker,
+    @Inject(TurnService) private readonly turns: TurnService,
   ) {}
 
   @Post('chat/completions')
+  @HttpCode(200)
   async create(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const principal = await authenticate(request, this.identities);
     const body = parseChatRequest(request.body);
     const conversationId = this.conversationId(request, body);
-    const model = await this.catalog.require(body.model);
-    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Math.min(this.config.DEFAULT_MAX_TOKENS, model.contextLength || Infinity);
-    const limit = Math.min(this.config.MAX_OUTPUT_TOKENS, model.contextLength || Infinity);
-    if (maxTokens > limit) {
-      throw ApiError.badRequest(`max_tokens is too large: ${maxTokens}. This model supports at most ${limit} completion tokens.`, body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens');
-    }
     const messages = body.messages.map((item) => ({ role: item.role === 'developer' ? 'system' : item.role, content: messageText(item.content) }));
 
     await runWithContext({ tenantId: principal.tenantId, userId: principal.userId, requestId: request.requestId }, async () => {
-      const reservationId = await this.reserve(principal, request.requestId, body.model, worstCaseInputTokens(messages), maxTokens);
-      const abort = new AbortController();
-      let turn: TurnStart;
-      try {
-        turn = await startTurn(
-          this.upstream.orchestrator.chat(
-            {
-              conversationId: conversationId ?? '',
-              model: body.model,
-              messages,
-              sampling: { maxTokens, temperature: body.temperature ?? undefined, topP: body.top_p ?? undefined, stop: typeof body.stop === 'string' ? [body.stop] : (body.stop ?? []), seed: body.seed != null ? BigInt(body.seed) : undefined },
-              reservationId,
-              apiKeyId: principal.apiKeyId,
-            },
-            { signal: abort.signal },
-          ),
-        );
-      } catch (error) {
-        await releaseHold(this.upstream, reservationId, 'turn did not start', this.logger);
-        throw toPublicError(error);
-      }
+      const turn = await this.turns.open(principal, request.requestId, {
+        model: body.model, messages, conversationId,
+        maxTokens: body.max_completion_tokens ?? body.max_tokens, maxTokensParam: body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens',
+        temperature: body.temperature, topP: body.top_p, stop: typeof body.stop === 'string' ? [body.stop] : (body.stop ?? []), seed: body.seed,
+      });
+      const abort = turn.abort;
       const meta = { id: `chatcmpl-${request.requestId}`, created: Math.floor(Date.now() / 1000), model: body.model };
-      const headers = { 'x-request-id': request.requestId, 'x-conversation-id': turn.conversationId };
+      const headers = { ...turn.headers, 'x-request-id': request.requestId, 'x-conversation-id': turn.conversationId };
       reply.raw.on('close', () => {
         // The client went away: cancel the whole chain down to the engine.
         if (!reply.raw.writableFinished) abort.abort();
@@ -89,21 +67,7 @@ export class ChatCompletionsController {
     return id;
   }
 
-  private async reserve(principal: Principal, requestId: string, model: string, inputTokens: number, maxOutputTokens: number): Promise<string> {
-    try {
-      const hold = await this.upstream.billing.reserve({
-        tenantId: principal.tenantId, userId: principal.userId, apiKeyId: principal.apiKeyId, requestId, model, inputTokens, maxOutputTokens,
-      });
-      return hold.reservationId;
-    } catch (error) {
-      if (isServiceError(error) && error.code === GrpcStatus.FAILED_PRECONDITION) {
-        throw new ApiError(402, 'insufficient_quota', error.details, 'insufficient_quota');
-      }
-      throw toPublicError(error);
-    }
-  }
-
-  private async respond(reply: FastifyReply, turn: TurnStart, meta: { id: string; created: number; model: string }, headers: Record<string, string>) {
+  private async respond(reply: FastifyReply, turn: OpenTurn, meta: { id: string; created: number; model: string }, headers: Record<string, string>) {
     let text = '';
     let finished: orchestrator.Finished | undefined;
     try {
@@ -120,7 +84,7 @@ export class ChatCompletionsController {
   }
 
   private async stream(
-    reply: FastifyReply, turn: TurnStart, meta: { id: string; created: number; model: string },
+    reply: FastifyReply, turn: OpenTurn, meta: { id: string; created: number; model: string },
     headers: Record<string, string>, includeUsage: boolean, abort: AbortController,
   ) {
     reply.hijack();
