@@ -1,3 +1,4 @@
+import { Topics } from '@ai-platform/contracts';
 import { baseConfigSchema, csv, z } from '@ai-platform/platform';
 
 const price = z.object({
@@ -29,6 +30,9 @@ export const billingConfigSchema = baseConfigSchema.extend({
   DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
   KAFKA_BROKERS: csv().refine((brokers) => brokers.length > 0, 'must list at least one host:port'),
   KAFKA_CONSUMER_GROUP: z.string().min(1).max(200).default('billing-usage'),
+  /** Topic the usage consumer reads and its dead-letter topic (tests use a per-run pair). */
+  USAGE_TOPIC: z.string().min(1).max(249).default(Topics.usageEvents),
+  USAGE_DLQ_TOPIC: z.string().min(1).max(249).default(Topics.usageEventsDeadLetter),
   /** Credits granted to a tenant the first time billing sees it. */
   SIGNUP_GRANT_CREDITS: z.coerce.number().int().min(0).max(1_000_000_000).default(100),
   /** How long a hold lives before the sweeper settles it conservatively. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { toBinary, toJsonString } from '@bufbuild/protobuf';
-import { EventTypes, events, Topics } from '@ai-platform/contracts';
+import { EventTypes, events } from '@ai-platform/contracts';
 import { headerValue } from '@ai-platform/platform';
 import type { Consumer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,8 @@ import {
   usageEvent,
   waitFor,
   type TestBilling,
+  USAGE_DLQ_TOPIC,
+  USAGE_TOPIC,
 } from './support/harness';
 
 let billing: TestBilling;
@@ -30,7 +32,7 @@ beforeAll(async () => {
   billing = await startTestBilling();
   dlqConsumer = billing.kafka.consumer({ groupId: `billing-test-dlq-${randomUUID()}` });
   await dlqConsumer.connect();
-  await dlqConsumer.subscribe({ topic: Topics.usageEventsDeadLetter, fromBeginning: true });
+  await dlqConsumer.subscribe({ topic: USAGE_DLQ_TOPIC, fromBeginning: true });
   await dlqConsumer.run({
     eachMessage: async ({ message }) => {
       const id = headerValue(message.headers, 'ce_id');
@@ -107,7 +109,7 @@ describe('usage events', () => {
     await producer.connect();
     try {
       const message = { key: tenantId, value: toJsonString(events.UsageEventSchema, event), headers: { 'content-type': 'application/json' } };
-      await producer.send({ topic: Topics.usageEvents, messages: [message, message] });
+      await producer.send({ topic: USAGE_TOPIC, messages: [message, message] });
     } finally {
       await producer.disconnect();
     }
@@ -120,7 +122,7 @@ describe('usage events', () => {
   it('binary protobuf payloads are accepted too', async () => {
     const tenantId = newTenant();
     const event = usageEvent({ tenantId, inputTokens: 0, outputTokens: 10 }); // 4 micros
-    await billing.publisher.publish(Topics.usageEvents, [
+    await billing.publisher.publish(USAGE_TOPIC, [
       { id: event.eventId, type: EventTypes.usageRecorded, source: 'billing-test', key: tenantId, data: Buffer.from(toBinary(events.UsageEventSchema, event)), contentType: 'application/protobuf' },
     ]);
     await recorded(event.eventId);
@@ -182,7 +184,7 @@ describe('poison events', () => {
     await publishRaw(billing.publisher, { id: negative, key: tenantId, data: negativeJson });
     await publishUsage(billing.publisher, tooMany);
     await publishUsage(billing.publisher, cachedAboveInput);
-    await billing.publisher.publish(Topics.usageEvents, [
+    await billing.publisher.publish(USAGE_TOPIC, [
       { id: noTenant.eventId, type: EventTypes.usageRecorded, source: 'billing-test', key: tenantId, data: toJsonString(events.UsageEventSchema, noTenant) },
     ]);
     // A valid event behind them on the same partition.

@@ -58,7 +58,7 @@ export class BillingLifecycle implements OnModuleInit, OnApplicationBootstrap, O
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    await ensureTopics(this.kafka, [{ topic: Topics.usageEvents }, { topic: Topics.usageEventsDeadLetter }, { topic: Topics.billingAlerts }]);
+    await ensureTopics(this.kafka, [{ topic: this.config.USAGE_TOPIC }, { topic: this.config.USAGE_DLQ_TOPIC }, { topic: Topics.billingAlerts }]);
     await this.consumer.start();
     this.sweeper.start();
     this.prices.startRefresh(this.config.PRICE_RELOAD_MS);

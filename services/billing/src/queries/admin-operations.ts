@@ -63,7 +63,8 @@ export class AdminOperations {
       const { rows } = await client.query(`SELECT DISTINCT scope, subject FROM billing.budgets WHERE tenant_id = $1`, [tenantId]);
       const seen = new Map<string, BudgetState & { heldMicros: bigint }>();
       for (const row of rows) {
-        const states = await this.budgets.applicable(client, tenantId, row.scope === 'user' ? row.subject : '\u0000', row.scope === 'api_key' ? row.subject : '\u0000');
+        // '' matches no user or key budget (their subject is never empty; Postgres text cannot hold NUL).
+        const states = await this.budgets.applicable(client, tenantId, row.scope === 'user' ? row.subject : '', row.scope === 'api_key' ? row.subject : '');
         for (const state of states) {
           if (seen.has(state.id)) continue;
           const column = state.scope === 'user' ? 'user_id' : state.scope === 'api_key' ? 'api_key_id' : null;

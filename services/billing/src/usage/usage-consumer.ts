@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Topics } from '@ai-platform/contracts';
 import { CONFIG, EventPublisher, headerValue, LOGGER, PoisonMessageError, withTransaction, type ConsumedEvent, type Logger, type Pool } from '@ai-platform/platform';
 import type { PriceTable } from '@ai-platform/pricing';
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
@@ -16,7 +15,7 @@ const isDataError = (error: unknown) => {
 };
 
 /**
- * Consumes `usage.events.v1` exactly once in effect, a Kafka batch at a time
+ * Consumes `usage.events.v1` (USAGE_TOPIC) exactly once in effect, a Kafka batch at a time
  * (`eachBatch`, chunks of USAGE_BATCH_SIZE): in ONE Postgres transaction the
  * chunk's message ids go into `processed_events` (ids already there are
  * skipped), poison messages are parked in `usage.events.dlq.v1` with their
@@ -61,7 +60,7 @@ export class UsageConsumer {
       this.logger.error({ err: event.payload.error, restart: event.payload.restart }, 'usage consumer crashed');
     });
     await consumer.connect();
-    await consumer.subscribe({ topic: Topics.usageEvents, fromBeginning: true });
+    await consumer.subscribe({ topic: this.config.USAGE_TOPIC, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -79,7 +78,7 @@ export class UsageConsumer {
       },
     });
     this.running = true;
-    this.logger.info({ topic: Topics.usageEvents, group: this.config.KAFKA_CONSUMER_GROUP }, 'usage consumer started');
+    this.logger.info({ topic: this.config.USAGE_TOPIC, group: this.config.KAFKA_CONSUMER_GROUP }, 'usage consumer started');
   }
 
   async stop(): Promise<void> {
@@ -161,7 +160,7 @@ export class UsageConsumer {
   private async deadLetter(items: Array<{ event: ConsumedEvent; reason: string }>): Promise<void> {
     if (items.length === 0) return;
     await this.publisher!.publish(
-      Topics.usageEventsDeadLetter,
+      this.config.USAGE_DLQ_TOPIC,
       items.map(({ event, reason }) => ({
         id: event.id, type: event.type ?? 'unknown', source: `${event.topic}/${event.partition}/${event.offset}`, key: event.key ?? '',
         data: event.value, contentType: event.headers['content-type'], extensions: { deadletterreason: reason.slice(0, 500) },

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { create, toJsonString, type MessageInitShape } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { billing, EventTypes, events, Topics } from '@ai-platform/contracts';
+import { billing, EventTypes, events } from '@ai-platform/contracts';
 import { createGrpcClient, createKafka, createLogger, createPool, ensureTopics, EventPublisher, type Pool, type RunningService, type ServiceClient } from '@ai-platform/platform';
 import type { Kafka } from 'kafkajs';
 import type { BillingConfig } from '../../src/config';
@@ -10,6 +10,14 @@ import { startBilling } from '../../src/service';
 /** The test app's own price table, so expectations do not follow list-price changes. */
 export const MODEL = 'billing-test-model';
 export const TEST_PRICES = [{ model: MODEL, inputMicrosPerMillion: 100_000, cachedInputMicrosPerMillion: 25_000, outputMicrosPerMillion: 400_000 }];
+/**
+ * Topics of this test file's own: no other billing process (a dev stack, an
+ * e2e stack, another test file) consumes them, so nothing else can create the
+ * test tenants' accounts with another sign-up grant or bill their events.
+ */
+const RUN_ID = randomUUID().slice(0, 8);
+export const USAGE_TOPIC = `test.usage.events.v1.${RUN_ID}`;
+export const USAGE_DLQ_TOPIC = `test.usage.events.dlq.v1.${RUN_ID}`;
 /** Test apps grant 1 credit to a new tenant. */
 export const GRANT_MICROS = 1_000_000n;
 
@@ -33,11 +41,11 @@ function requireEnv(name: string): string {
 export async function startTestBilling(env: Record<string, string> = {}): Promise<TestBilling> {
   const databaseUrl = requireEnv('DATABASE_URL');
   const brokers = requireEnv('KAFKA_BROKERS');
-  // A fresh consumer group starts at the end of the shared topic: the test
-  // app bills only what this test run publishes, not every earlier run's events.
+  // The file's own topics and a fresh consumer group positioned at their end:
+  // the test app bills only what this test file publishes.
   const groupId = `billing-test-${randomUUID()}`;
   const kafka = createKafka(brokers.split(','), `billing-test-${randomUUID()}`, createLogger('billing-test', 'error'));
-  await startGroupAtEnd(kafka, groupId, Topics.usageEvents);
+  await startGroupAtEnd(kafka, groupId, USAGE_TOPIC);
   Object.assign(process.env, {
     NODE_ENV: 'test',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
@@ -46,6 +54,8 @@ export async function startTestBilling(env: Record<string, string> = {}): Promis
     SIGNUP_GRANT_CREDITS: '1',
     MODEL_PRICES_JSON: JSON.stringify(TEST_PRICES),
     KAFKA_CONSUMER_GROUP: groupId,
+    USAGE_TOPIC,
+    USAGE_DLQ_TOPIC,
     ...env,
   });
   const running = await startBilling();
@@ -70,13 +80,16 @@ export async function startTestBilling(env: Record<string, string> = {}): Promis
   };
 }
 
-/** Commits the topic's current end offsets for a group that has not consumed yet. */
+/**
+ * Creates the file's own topics and commits their end offsets for the group
+ * (0 on a fresh topic); retried until the new partitions have a leader.
+ */
 async function startGroupAtEnd(kafka: Kafka, groupId: string, topic: string): Promise<void> {
-  await ensureTopics(kafka, [{ topic: Topics.usageEvents }, { topic: Topics.usageEventsDeadLetter }]);
+  await ensureTopics(kafka, [{ topic: USAGE_TOPIC }, { topic: USAGE_DLQ_TOPIC }]);
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const offsets = await admin.fetchTopicOffsets(topic);
+    const offsets = await waitFor(`a leader for ${topic}`, () => admin.fetchTopicOffsets(topic).catch(() => undefined), 20_000);
     await admin.setOffsets({ groupId, topic, partitions: offsets.map(({ partition, high }) => ({ partition, offset: high })) });
   } finally {
     await admin.disconnect();
@@ -139,12 +152,12 @@ export function usageEvent(init: MessageInitShape<typeof events.UsageEventSchema
 
 /** Publishes as the scheduler does: protobuf JSON, key = tenant, ce_id = event id. */
 export async function publishUsage(publisher: EventPublisher, event: events.UsageEvent): Promise<void> {
-  await publisher.publish(Topics.usageEvents, [
+  await publisher.publish(USAGE_TOPIC, [
     { id: event.eventId, type: EventTypes.usageRecorded, source: 'billing-test', key: event.tenantId, data: toJsonString(events.UsageEventSchema, event) },
   ]);
 }
 
 /** Publishes an arbitrary payload with CloudEvents headers (for poison events). */
 export async function publishRaw(publisher: EventPublisher, options: { id: string; key: string; data: string }): Promise<void> {
-  await publisher.publish(Topics.usageEvents, [{ id: options.id, type: EventTypes.usageRecorded, source: 'billing-test', key: options.key, data: options.data }]);
+  await publisher.publish(USAGE_TOPIC, [{ id: options.id, type: EventTypes.usageRecorded, source: 'billing-test', key: options.key, data: options.data }]);
 }

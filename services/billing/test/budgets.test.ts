@@ -1,0 +1,163 @@
+import { createRedis, GrpcStatus, isServiceError, type Redis } from '@ai-platform/platform';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KillSwitch } from '../src/budgets/kill-switch';
+import { WebhookSender } from '../src/budgets/webhook-sender';
+import { KafkaAlertSink, WebhookSink } from './support/alert-sinks';
+import { MODEL, newTenant, publishUsage, startTestBilling, usageEvent, waitFor, type TestBilling } from './support/harness';
+
+const WEBHOOK_SECRET = `whsec_${Buffer.from('budget-test-secret-0123456789').toString('base64')}`;
+let billing: TestBilling;
+let redis: Redis;
+let kafkaAlerts: KafkaAlertSink;
+let webhooks: WebhookSink;
+
+beforeAll(async () => {
+  webhooks = await WebhookSink.start(WEBHOOK_SECRET);
+  billing = await startTestBilling({ REDIS_URL: process.env.REDIS_URL!, WEBHOOK_DELIVERY_INTERVAL_MS: '200', KILL_SWITCH_RECONCILE_MS: '500' });
+  redis = createRedis(process.env.REDIS_URL!, { name: 'budget-test' });
+  kafkaAlerts = await KafkaAlertSink.start(billing.kafka);
+});
+
+afterAll(async () => {
+  await kafkaAlerts?.stop();
+  redis?.disconnect();
+  await billing?.close();
+  await webhooks?.stop();
+});
+
+async function refusal(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isServiceError(error) && error.code === GrpcStatus.FAILED_PRECONDITION) return error.details;
+    throw error;
+  }
+  throw new Error('expected Reserve to be refused');
+}
+
+/** Usage without a reservation that costs exactly `micros` (output tokens at 0.4 micro each). */
+async function spend(tenantId: string, micros: number, who: { userId?: string; apiKeyId?: string } = {}) {
+  const event = usageEvent({ tenantId, outputTokens: (micros * 10) / 4, ...who });
+  await publishUsage(billing.publisher, event);
+  await waitFor(`usage ${event.eventId}`, async () => (await billing.pool.query(`SELECT 1 FROM billing.usage_records WHERE event_id = $1`, [event.eventId])).rowCount === 1);
+}
+
+async function budgetOf(tenantId: string, scope = 'tenant') {
+  const { budgets } = await billing.client.listBudgets({ tenantId });
+  return budgets.find((budget) => budget.scope === scope)!;
+}
+
+const kinds = (alerts: Array<{ body: Record<string, unknown> }>) => alerts.map((a) => `${a.body.kind}:${a.body.thresholdPercent}`).sort();
+
+describe('budgets, alerts and the kill switch', () => {
+  it('alerts once per threshold per period on Kafka and by signed webhook, trips the switch at the hard limit, and an operator lifts it', async () => {
+    const tenantId = newTenant();
+    await billing.client.setTenantSettings({ tenantId, alertWebhookUrl: webhooks.url, alertWebhookSecret: WEBHOOK_SECRET });
+    await billing.client.setBudget({ budget: { tenantId, scope: 'tenant', period: 'day', limitMicros: 1_000n, hardLimitPercent: 100 } });
+
+    await spend(tenantId, 700); // 70%
+    await spend(tenantId, 10); // still 71%: no second 70% alert
+    await spend(tenantId, 200); // 91%
+    expect(await budgetOf(tenantId)).toMatchObject({ spentMicros: 910n, tripped: false });
+    // Under the hard limit a request that fits is admitted; one that does not is refused without tripping.
+    const fits = await billing.client.reserve({ tenantId, model: MODEL, inputTokens: 0, maxOutputTokens: 200 }); // 80 micros
+    expect(await refusal(billing.client.reserve({ tenantId, model: MODEL, inputTokens: 0, maxOutputTokens: 50 }))).toMatch(/budget exceeded.*retry when requests in flight finish/);
+    await billing.client.release({ reservationId: fits.reservationId });
+    expect(await redis.exists(`billing:kill:${tenantId}`)).toBe(0);
+
+    await spend(tenantId, 90); // exactly 100%: the hard limit
+    const tripped = await budgetOf(tenantId);
+    expect(tripped).toMatchObject({ spentMicros: 1_000n, tripped: true, lifted: false });
+    // Reserve refuses even the smallest request, and the switch is broadcast to Redis until the period's end.
+    expect(await refusal(billing.client.reserve({ tenantId, model: MODEL, inputTokens: 1, maxOutputTokens: 1 }))).toMatch(/kill switch is on/);
+    const until = await waitFor('the Redis kill-switch key', async () => (await redis.get(`billing:kill:${tenantId}`)) ?? undefined, 10_000);
+    expect(Number(until)).toBe(Number(tripped.periodEnd!.seconds) * 1000);
+    expect(await redis.pttl(`billing:kill:${tenantId}`)).toBeGreaterThan(0);
+
+    const expected = ['BILLING_ALERT_KIND_KILL_SWITCH:100', 'BILLING_ALERT_KIND_THRESHOLD:70', 'BILLING_ALERT_KIND_THRESHOLD:90'];
+    await waitFor('three alerts on Kafka', async () => kafkaAlerts.of(tenantId).length >= 3);
+    await waitFor('three webhooks', async () => webhooks.of(tenantId).length >= 3);
+    await billing.running.app.get(WebhookSender).deliverDue(); // nothing left to deliver twice
+    expect(kinds(kafkaAlerts.of(tenantId))).toEqual(expected);
+    const hooks = webhooks.of(tenantId);
+    expect(hooks.every((hook) => hook.verified)).toBe(true);
+    expect(hooks.map((hook) => `${hook.body.data.kind}:${hook.body.data.thresholdPercent}`).sort()).toEqual(expected);
+    expect(new Set(hooks.map((hook) => hook.id))).toEqual(new Set(kafkaAlerts.of(tenantId).map((alert) => alert.id)));
+    const seventy = kafkaAlerts.of(tenantId).find((alert) => alert.body.thresholdPercent === 70)!;
+    expect(seventy.body).toMatchObject({ tenantId, scope: 'tenant', period: 'day', limitMicros: '1000', spentMicros: '700' });
+
+    // Operator lift: Reserve admits again, the Redis key is gone, a lifted alert goes out, more spend does not re-trip.
+    expect((await billing.client.liftKillSwitch({ tenantId })).lifted).toBe(1);
+    expect(await redis.exists(`billing:kill:${tenantId}`)).toBe(0);
+    await billing.client.reserve({ tenantId, model: MODEL, inputTokens: 1, maxOutputTokens: 1 });
+    await spend(tenantId, 50);
+    expect(await budgetOf(tenantId)).toMatchObject({ spentMicros: 1_050n, tripped: true, lifted: true });
+    await billing.running.app.get(KillSwitch).reconcile();
+    expect(await redis.exists(`billing:kill:${tenantId}`)).toBe(0);
+    await waitFor('the lifted alert', async () => kafkaAlerts.of(tenantId).some((alert) => alert.body.kind === 'BILLING_ALERT_KIND_KILL_SWITCH_LIFTED'));
+    expect(kafkaAlerts.of(tenantId)).toHaveLength(4);
+    // Alerts' webhooks were each delivered once.
+    await waitFor('the lifted webhook', async () => webhooks.of(tenantId).length >= 4);
+    expect(webhooks.of(tenantId)).toHaveLength(4);
+  });
+
+  it('lifts by itself at the next period, when thresholds alert afresh', async () => {
+    const tenantId = newTenant();
+    await billing.client.setBudget({ budget: { tenantId, scope: 'tenant', period: 'day', limitMicros: 1_000n, hardLimitPercent: 110 } });
+    await spend(tenantId, 1_100); // 110% = this budget's hard limit
+    expect(await budgetOf(tenantId)).toMatchObject({ tripped: true });
+    expect(await refusal(billing.client.reserve({ tenantId, model: MODEL, inputTokens: 1, maxOutputTokens: 1 }))).toMatch(/kill switch is on/);
+    await waitFor('the Redis kill-switch key', async () => (await redis.exists(`billing:kill:${tenantId}`)) === 1, 10_000);
+    await waitFor('three alerts', async () => kafkaAlerts.of(tenantId).length >= 3);
+
+    // The day ends: move this period into the past, as the clock would.
+    await billing.pool.query(
+      `UPDATE billing.budget_periods SET period_start = period_start - interval '1 day', period_end = period_end - interval '1 day' WHERE tenant_id = $1`,
+      [tenantId],
+    );
+    await billing.client.reserve({ tenantId, model: MODEL, inputTokens: 1, maxOutputTokens: 1 });
+    const fresh = await budgetOf(tenantId);
+    expect(fresh).toMatchObject({ spentMicros: 0n, tripped: false, lifted: false });
+    await billing.running.app.get(KillSwitch).reconcile();
+    expect(await redis.exists(`billing:kill:${tenantId}`)).toBe(0);
+    await spend(tenantId, 700);
+    await waitFor('the new period 70% alert', async () => kafkaAlerts.of(tenantId).length >= 4);
+    const seventies = kafkaAlerts.of(tenantId).filter((alert) => alert.body.thresholdPercent === 70);
+    // (Alert ids carry the period's start date; the simulated new period shares today's date, so only the figures tell them apart here.)
+    expect(seventies.map((alert) => alert.body.spentMicros)).toEqual(['1100', '700']);
+  });
+
+  it('counts holds against a budget, so concurrent requests never exceed it, and trips when settled spend leaves too little', async () => {
+    const tenantId = newTenant();
+    await billing.client.setBudget({ budget: { tenantId, scope: 'tenant', period: 'month', limitMicros: 1_000n, hardLimitPercent: 100 } });
+    // 30 concurrent requests of 100 micros each against a 1,000-micro budget: exactly 10 are admitted.
+    const results = await Promise.allSettled(Array.from({ length: 30 }, () => billing.client.reserve({ tenantId, model: MODEL, inputTokens: 0, maxOutputTokens: 250 })));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(10);
+    expect((await budgetOf(tenantId)).heldMicros).toBe(1_000n);
+    expect((await budgetOf(tenantId)).tripped).toBe(false);
+
+    await spend(tenantId, 960); // settled 960 of 1,000 (the holds stay open until usage or release)
+    for (const result of results) if (result.status === 'fulfilled') await billing.client.release({ reservationId: result.value.reservationId });
+    // 40 micros left; a 100-micro worst case can never fit now: the switch trips at once.
+    expect(await refusal(billing.client.reserve({ tenantId, model: MODEL, inputTokens: 0, maxOutputTokens: 250 }))).toMatch(/kill switch is now on/);
+    expect(await budgetOf(tenantId)).toMatchObject({ tripped: true, spentMicros: 960n });
+    await waitFor('the Redis kill-switch key', async () => (await redis.exists(`billing:kill:${tenantId}`)) === 1, 10_000);
+  });
+
+  it('applies user and API key budgets to their own requests only', async () => {
+    const tenantId = newTenant();
+    await billing.client.setBudget({ budget: { tenantId, scope: 'user', subject: 'alice', period: 'day', limitMicros: 500n } });
+    await billing.client.setBudget({ budget: { tenantId, scope: 'api_key', subject: 'key-1', period: 'day', limitMicros: 300n } });
+    await spend(tenantId, 300, { userId: 'bob', apiKeyId: 'key-1' }); // key-1 at its hard limit
+    await spend(tenantId, 500, { userId: 'alice', apiKeyId: 'key-2' }); // alice at hers
+    expect(await refusal(billing.client.reserve({ tenantId, userId: 'bob', apiKeyId: 'key-1', model: MODEL, inputTokens: 1, maxOutputTokens: 1 }))).toMatch(/api_key key-1 budget kill switch is on/);
+    expect(await refusal(billing.client.reserve({ tenantId, userId: 'alice', apiKeyId: 'key-3', model: MODEL, inputTokens: 1, maxOutputTokens: 1 }))).toMatch(/user alice budget kill switch is on/);
+    await billing.client.reserve({ tenantId, userId: 'bob', apiKeyId: 'key-2', model: MODEL, inputTokens: 1, maxOutputTokens: 1 });
+    await waitFor('both scoped Redis keys', async () => (await redis.exists(`billing:kill:${tenantId}:api_key:key-1`, `billing:kill:${tenantId}:user:alice`)) === 2, 10_000);
+    expect(await redis.exists(`billing:kill:${tenantId}`)).toBe(0);
+    // Lifting one scope leaves the other on.
+    expect((await billing.client.liftKillSwitch({ tenantId, scope: 'api_key', subject: 'key-1' })).lifted).toBe(1);
+    await billing.client.reserve({ tenantId, userId: 'bob', apiKeyId: 'key-1', model: MODEL, inputTokens: 1, maxOutputTokens: 1 });
+    expect(await refusal(billing.client.reserve({ tenantId, userId: 'alice', apiKeyId: 'key-2', model: MODEL, inputTokens: 1, maxOutputTokens: 1 }))).toMatch(/kill switch is on/);
+  });
+});
