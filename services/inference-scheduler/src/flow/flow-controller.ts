@@ -79,8 +79,9 @@ export class FlowController {
   async admit(request: AdmissionRequest): Promise<Admission> {
     if (request.signal.aborted) throw new CallAborted(request.signal.reason);
     const now = Date.now();
-    // Without a healthy engine there is nothing to wait for: routing answers (UNAVAILABLE or a fallback provider).
-    if (this.pool.candidates(request.model).length === 0) return this.grant(request, now, false);
+    // Without a healthy engine whose breaker lets traffic through there is nothing
+    // to wait for: routing answers at once (a fallback provider, or UNAVAILABLE).
+    if (!this.pool.candidates(request.model).some((engine) => engine.breaker.allows(now))) return this.grant(request, now, false);
     const ahead = lanesAtOrAbove(request.lane).reduce((total, lane) => total + this.waitingFor(lane, request.model), 0);
     if (ahead === 0 && this.capacity(request.model) > 0) return this.grant(request, now, false);
 

@@ -37,8 +37,12 @@ export class EngineSelector {
       providerOverflow.inc({ provider: fallback.id, reason: 'fallback' });
       return fallback;
     }
-    // Nothing new to try: a local engine again (the router's filters skip open breakers when others are left).
-    if (candidates.length > 0) return this.picker.pick(untried.length > 0 ? untried : candidates, route);
+    const allowed = candidates.filter((engine) => engine.breaker.allows(now));
+    if (candidates.length > 0 && allowed.length === 0) {
+      throw new GrpcError(GrpcStatus.UNAVAILABLE, `every engine serving ${route.model} has its circuit breaker open after repeated failures; try again shortly`);
+    }
+    // Nothing new to try: an engine this call already tried, again.
+    if (allowed.length > 0) return this.picker.pick(allowed, route);
     const last = lastFailure instanceof Error ? `; last error: ${lastFailure.message}` : '';
     throw new GrpcError(GrpcStatus.UNAVAILABLE, `no healthy engine serves model ${route.model} right now${last}`);
   }
