@@ -1,12 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
-import { Controller, Get, Inject, Post, Req } from '@nestjs/common';
-import type { FastifyRequest } from 'fastify';
+import { Controller, Get, Inject, Post, Req, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { ApiError, runWithContext } from '@ai-platform/platform';
+import { ApiError, LOGGER, runWithContext, type Logger } from '@ai-platform/platform';
 import { authenticate } from '../auth/authenticate';
 import { IdentityStore } from '../auth/identity.store';
 import { toPublicError } from '../openai/chat-turn';
 import { UpstreamClients } from '../upstream/upstream.clients';
+import { closeKillSwitchGuard, killSwitchGuard } from './kill-switch.guard';
+import { registerStripeWebhookRoute } from './stripe-webhook.route';
 
 const json = (value: unknown): unknown => JSON.parse(JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v)));
 const date = (value: unknown, name: string) => {
@@ -22,11 +25,24 @@ const date = (value: unknown, name: string) => {
  * returned as integer micro-credit strings, exactly as the ledger holds it.
  */
 @Controller('v1')
-export class BillingController {
+export class BillingController implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(IdentityStore) private readonly identities: IdentityStore,
     @Inject(UpstreamClients) private readonly upstream: UpstreamClients,
+    @Inject(HttpAdapterHost) private readonly http: HttpAdapterHost,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
+
+  /** The public Stripe webhook route (raw body, its own parser) and the kill-switch guard's Redis client. */
+  async onModuleInit(): Promise<void> {
+    killSwitchGuard(process.env, this.logger);
+    const fastify = this.http.httpAdapter.getInstance<FastifyInstance>();
+    await registerStripeWebhookRoute(fastify, (payload, signature) => this.upstream.billing.handleStripeWebhook({ payload, signature }), this.logger);
+  }
+
+  onApplicationShutdown(): void {
+    closeKillSwitchGuard();
+  }
 
   private async call<T>(request: FastifyRequest, fn: (tenantId: string) => Promise<T>): Promise<unknown> {
     const principal = await authenticate(request, this.identities);
