@@ -5,6 +5,7 @@ import { Authenticator } from '../auth/authenticator';
 import type { GatewayConfig } from '../config';
 import { idempotencyHook } from '../idempotency/idempotency.hook';
 import { IdempotencyStore } from '../idempotency/idempotency.store';
+import { checkJsonBody } from './json-body';
 
 const SECURITY_HEADERS: Record<string, string> = {
   'x-content-type-options': 'nosniff',
@@ -68,8 +69,21 @@ export function installEdgeHooks(fastify: FastifyInstance, app: NestFastifyAppli
     return undefined;
   });
 
+  // Errors Fastify answers itself (body parsing before Nest's filter) come in its own
+  // {statusCode, code, error, message} shape; rewrite them into the public one.
+  fastify.addHook('onSend', async (_request, reply, payload) => {
+    if (reply.statusCode < 400 || typeof payload !== 'string' || !payload.startsWith('{"statusCode"')) return payload;
+    try {
+      const parsed = JSON.parse(payload) as { statusCode?: number; code?: string; message?: string };
+      return JSON.stringify(toApiError(Object.assign(new Error(parsed.message), { statusCode: parsed.statusCode ?? reply.statusCode, code: parsed.code }), logger).toBody());
+    } catch {
+      return payload;
+    }
+  });
+
   fastify.addHook('preHandler', async (request, reply) => {
     try {
+      checkJsonBody(request);
       await idempotency(request, reply);
     } catch (error) {
       sendApiError(reply, toApiError(error, logger));

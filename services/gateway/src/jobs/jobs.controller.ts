@@ -1,6 +1,7 @@
 import { Controller, Get, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from '@ai-platform/platform';
+import { ApiError, CONFIG } from '@ai-platform/platform';
+import type { GatewayConfig } from '../config';
 import { authenticate } from '../auth/authenticate';
 import { SseWriter } from '../openai/sse';
 import { jobRequest, parseBody } from '../product/schemas';
@@ -10,13 +11,18 @@ const POLL_MS = 250;
 
 @Controller('api/jobs')
 export class JobsController {
-  constructor(@Inject(JobsService) private readonly jobs: JobsService) {}
+  constructor(
+    @Inject(JobsService) private readonly jobs: JobsService,
+    @Inject(CONFIG) private readonly config: GatewayConfig,
+  ) {}
 
   @Post()
   @HttpCode(202)
   async create(@Req() request: FastifyRequest) {
     const principal = await authenticate(request);
     const body = parseBody(jobRequest, request.body);
+    const index = body.requests.findIndex((item) => (item.max_tokens ?? 0) > this.config.MAX_OUTPUT_TOKENS);
+    if (index >= 0) throw ApiError.badRequest(`max_tokens is too large; at most ${this.config.MAX_OUTPUT_TOKENS} completion tokens`, `requests.${index}.max_tokens`);
     return { job_id: await this.jobs.submit(principal, body), object: 'job', status: 'queued' };
   }
 
