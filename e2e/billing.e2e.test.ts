@@ -137,6 +137,25 @@ describe('billing through the gateway', () => {
     expect(answer.choices[0]?.message).toBeDefined();
   });
 
+  it('admits concurrent requests only as far as credit goes: final balance never below zero', async () => {
+    const poor = stack.createTenant();
+    const poorClient = new OpenAI({ apiKey: poor.apiKey, baseURL: `${stack.gatewayUrl}/v1`, maxRetries: 0 });
+    const ask = () => poorClient.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8 });
+    await ask();
+    const [{ amount }] = await sql(`SELECT amount_micros::text AS amount FROM billing.reservations WHERE tenant_id = $1`, [poor.tenantId]);
+    const balanceNow = async () => BigInt((await sql(`SELECT coalesce(sum(e.amount_micros), 0)::text AS b FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id WHERE a.tenant_id = $1`, [poor.tenantId]))[0].b);
+    await waitFor(async () => ((await balanceNow()) < 100_000_000n ? true : undefined), 'the first usage to settle');
+    // Leave credit for exactly 5 worst cases, then fire 40 at once.
+    await rpc.postCredit({ tenantId: poor.tenantId, kind: 'adjustment', amountMicros: 5n * BigInt(amount) - (await balanceNow()), reference: `e2e-${randomUUID()}`, description: 'e2e: leave 5 requests of credit' });
+    const results = await Promise.allSettled(Array.from({ length: 40 }, ask));
+    const admitted = results.filter((r) => r.status === 'fulfilled').length;
+    const refused = results.filter((r) => r.status === 'rejected' && (r.reason as { status?: number }).status === 402).length;
+    expect(admitted + refused).toBe(40);
+    expect(admitted).toBeGreaterThanOrEqual(5); // settled usage (≤ worst case) may free credit for a few more
+    await waitFor(async () => ((await sql(`SELECT count(*)::int AS n FROM billing.reservations WHERE tenant_id = $1 AND status = 'held'`, [poor.tenantId]))[0].n === 0 ? true : undefined), 'every hold settled');
+    expect(await balanceNow()).toBeGreaterThanOrEqual(0n);
+  });
+
   it('takes Stripe webhooks at the public route with the raw body, verified by billing, and credits a redelivery once', async () => {
     const checkout = await get('/v1/billing/balance').then(() =>
       fetch(`${stack.gatewayUrl}/v1/billing/top-ups`, { method: 'POST', headers: { authorization: `Bearer ${tenant.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ credits: 5, currency: 'usd' }) }),
