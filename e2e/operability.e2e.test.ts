@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM module shared with `npm start`
-import { entryPoint, serviceEnv } from '../infra/local/suite.stack.mjs';
+import { entryPoint, serviceEnv } from '../infra/local/stack.mjs';
 import { MODEL, waitFor, type ServiceName } from './support/stack';
 import { useStack } from './support/suite';
 
