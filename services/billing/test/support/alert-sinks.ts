@@ -45,8 +45,14 @@ export class KafkaAlertSink {
     return sink;
   }
 
+  /**
+   * The tenant's alerts, one per alert id: delivery is at least once (another
+   * billing replica's outbox relay may publish the same row again), and
+   * consumers deduplicate by ce_id, as the contract says.
+   */
   of(tenantId: string): ReceivedAlert[] {
-    return this.alerts.filter((alert) => alert.tenantId === tenantId);
+    const byId = new Map(this.alerts.filter((alert) => alert.tenantId === tenantId).map((alert) => [alert.id, alert]));
+    return [...byId.values()];
   }
 
   stop(): Promise<void> {
@@ -92,8 +98,10 @@ export class WebhookSink {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/alerts`;
   }
 
+  /** The tenant's webhooks, one per webhook-id (receivers deduplicate by it; delivery is at least once). */
   of(tenantId: string): ReceivedWebhook[] {
-    return this.received.filter((hook) => hook.body.data.tenantId === tenantId);
+    const byId = new Map(this.received.filter((hook) => hook.body.data.tenantId === tenantId).map((hook) => [hook.id, hook]));
+    return [...byId.values()];
   }
 
   stop(): Promise<void> {
