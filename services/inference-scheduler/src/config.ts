@@ -46,7 +46,7 @@ export const configSchema = baseConfigSchema.extend({
   /** An engine is full at this many requests open or queued (ours + others'); vLLM's max_num_seqs is a good value. */
   ENGINE_MAX_LOAD: z.coerce.number().int().min(1).max(100_000).default(32),
   /** ... or this many waiting in its own queue. */
-  ENGINE_MAX_WAITING: z.coerce.number().int().min(0).max(100_000).default(8),
+  ENGINE_MAX_WAITING: z.coerce.number().int().min(1).max(100_000).default(8),
   /** ... or at this KV-cache usage (0..1). */
   ENGINE_MAX_KV_USAGE: z.coerce.number().min(0).max(1).default(0.95),
   /** Metrics older than this count as saturation. */

@@ -47,14 +47,18 @@ describe('prompt block hashes', () => {
 });
 
 describe('PrefixIndex', () => {
-  it('matches the leading blocks it holds and evicts least recently used blocks at capacity', () => {
+  it('matches the leading blocks it holds and evicts the least recently used blocks once over capacity', () => {
     const index = new PrefixIndex(6);
     index.record([1, 2, 3]);
     expect(index.matchedPrefix([1, 2, 3, 4])).toBe(3);
     expect(index.matchedPrefix([9, 2, 3])).toBe(0); // chained: no match past a miss
-    index.record([7, 8, 9, 10]); // 7 blocks > 6: the least recent (block 3, recorded first among the old prompt's tail) goes
+    index.record([7, 8, 9, 10]);
+    expect(index.size).toBe(7); // evictions run in batches, a quarter over capacity
+    index.record([11]);
     expect(index.size).toBe(6);
-    expect(index.matchedPrefix([1, 2, 3])).toBe(2);
+    // The oldest went first: the tail of the first prompt (its first block is the most recent of it).
+    expect(index.matchedPrefix([1, 2, 3])).toBe(1);
+    expect(index.matchedPrefix([7, 8, 9, 10])).toBe(4);
     index.resize(2);
     expect(index.size).toBe(2);
   });

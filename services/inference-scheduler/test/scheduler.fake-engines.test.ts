@@ -6,6 +6,7 @@ import { createPool, GrpcStatus, type Pool, type RunningService } from '@ai-plat
 import { costMicros, DEFAULT_PRICES } from '@ai-platform/pricing';
 import type { SchedulerConfig } from '../src/config';
 import { EnginePool } from '../src/engines/engine-pool';
+import { FlowController } from '../src/flow/flow-controller';
 import { estimateInputTokens } from '../src/metering/token-estimate';
 import { FakeVllm } from './fixtures/fake-vllm';
 import { collect, deadPort, grpcFailure, ids, requireInfra, schedulerClient, startScheduler, UsageCollector, waitFor, type InferenceClient } from './fixtures/harness';
@@ -59,7 +60,13 @@ describe('inference-scheduler with fake engines', () => {
     a.healthy = b.healthy = true;
     a.healthDelayMs = b.healthDelayMs = 0;
     a.metricsText = b.metricsText = undefined;
-    await service.app.get(EnginePool).pollAll();
+    // No leaked in-flight state after any case: in-flight counts, queues, reserved admission slots.
+    const pool = service.app.get(EnginePool);
+    await waitFor('in-flight counts to drop to zero', () => pool.engines.every((engine) => engine.inFlight === 0), 10_000);
+    const flow = service.app.get(FlowController);
+    expect(flow.depth()).toBe(0);
+    expect(flow.reservedSlots()).toBe(0);
+    await pool.pollAll();
   });
 
   type GenerateInit = Exclude<MessageInitShape<typeof inference.GenerateRequestSchema>, inference.GenerateRequest>;
@@ -165,6 +172,14 @@ describe('inference-scheduler with fake engines', () => {
     const tooMany = await grpcFailure(() => collect(generate(ids('invalid'), { sampling: { maxTokens: 100_000 } })));
     expect(tooMany.code).toBe(GrpcStatus.INVALID_ARGUMENT);
     expect(tooMany.details).toContain('context length');
+    expect(a.requests.length + b.requests.length).toBe(before);
+  });
+
+  it('refuses a prompt that cannot fit the context with INVALID_ARGUMENT before any engine sees it', async () => {
+    const before = a.requests.length + b.requests.length;
+    const failure = await grpcFailure(() => collect(generate(ids('too-long'), { messages: [{ role: 'user', content: 'word '.repeat(8 * 4096) }] })));
+    expect(failure.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(failure.details).toMatch(/prompt is too long/);
     expect(a.requests.length + b.requests.length).toBe(before);
   });
 
