@@ -36,7 +36,7 @@ export function urlProblem(raw: string, policy: OutboundPolicy): string | undefi
   if (url.username || url.password) return 'must not contain credentials';
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (policy.allowedPrivateHosts.includes(host)) return undefined;
-  if ((net.isIP(host) && isPrivateAddress(host)) || host === 'localhost' || host.endsWith('.localhost')) return 'must not point at a private or loopback address';
+  if (net.isIP(host) && isPrivateAddress(host)) return 'must not point at a private or loopback address';
   return undefined;
 }
 
