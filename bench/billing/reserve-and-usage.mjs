@@ -1,11 +1,12 @@
 // Billing benchmark: Reserve latency at a fixed request rate, and usage events
 // applied to the ledger per second, for a given number of tenants.
 //
-//   set -a; source .local/infra.env; set +a; npx tsc -b tsconfig.build.json
+//   (a SEPARATE infra instance, never the shared one: see bench/results/billing.md)
+//   set -a; source /tmp/billing-crash/infra.env; set +a; npx tsc -b tsconfig.build.json
 //   node bench/billing/reserve-and-usage.mjs --tenants 1000 --events 100000 --rps 500 --seconds 10
 //
-// Billing runs in this process (built dist) on its own usage topic and consumer
-// group. Phase 1 produces a backlog of usage events (no reservation, one of N
+// Billing runs as a child process (built dist/main.js) on its own usage topic and
+// consumer group. Phase 1 produces a backlog of usage events (no reservation, one of N
 // tenants each) BEFORE billing starts, then times billing draining it: events
 // applied per second, sustained, from the first applied chunk to the last.
 // Phase 2 calls Reserve over gRPC, open loop at --rps (each call sent at its
@@ -18,10 +19,13 @@ import { create, toJsonString } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { billing, EventTypes, events } from '@ai-platform/contracts';
 import { createGrpcClient, createKafka, createLogger, createPool, ensureTopics, EventPublisher } from '@ai-platform/platform';
+import { freePort } from '../../infra/local/stack.mjs';
+import { spawnBilling, waitReady } from './crash-lib.mjs';
 
 const { values: args } = parseArgs({
-  options: { tenants: { type: 'string', default: '1000' }, events: { type: 'string', default: '100000' }, rps: { type: 'string', default: '500' }, seconds: { type: 'string', default: '10' } },
+  options: { tenants: { type: 'string', default: '1000' }, events: { type: 'string', default: '100000' }, rps: { type: 'string', default: '500' }, seconds: { type: 'string', default: '10' }, 'warmup-seconds': { type: 'string', default: '1' } },
 });
+if (/:55432\//.test(process.env.DATABASE_URL ?? '')) throw new Error('refusing to run on the shared database (port 55432): use a separate infra instance');
 const TENANTS = Number(args.tenants);
 const EVENTS = Number(args.events);
 const RPS = Number(args.rps);
@@ -65,9 +69,14 @@ Object.assign(process.env, {
   MODEL_PRICES_JSON: JSON.stringify([{ model: MODEL, inputMicrosPerMillion: 100_000, cachedInputMicrosPerMillion: 25_000, outputMicrosPerMillion: 400_000 }]),
   RESERVATION_TTL_SECONDS: '3600',
 });
-const { startBilling } = await import('../../services/billing/dist/service.js');
+// Billing runs as its own process (built dist), as in production: the benchmark's own
+// event loop (producer, gRPC client, pacing) does not share a thread with it.
+const httpPort = await freePort();
+const grpcPort = await freePort();
 const pool = createPool(process.env.DATABASE_URL, { applicationName: 'billing-bench', max: 2 });
-const running = await startBilling();
+const billingProcess = spawnBilling({ ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort) }, (chunk) => process.stderr.write(chunk));
+await waitReady(`http://127.0.0.1:${httpPort}/readyz`, billingProcess, 120_000);
+const running = { grpcPort, shutdown: async () => { billingProcess.kill('SIGTERM'); await new Promise((resolve) => billingProcess.once('exit', resolve)); } };
 const consumeStart = performance.now();
 let firstApplied;
 let applied = 0;
@@ -87,23 +96,30 @@ const { rows: ledger } = await pool.query(
 // Phase 2: Reserve at a fixed rate.
 const client = createGrpcClient(billing.BillingService, `127.0.0.1:${running.grpcPort}`, { defaultTimeoutMs: 10_000 });
 const total = RPS * SECONDS;
-const latencies = [];
-let errors = 0;
-const start = performance.now();
-const calls = [];
-for (let i = 0; i < total; i++) {
-  const due = start + (i * 1000) / RPS;
-  const wait = due - performance.now();
-  if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-  const sent = performance.now();
-  calls.push(
-    client
-      .reserve({ tenantId: tenantOf(i), userId: 'u', apiKeyId: 'k', requestId: `q${i}`, model: MODEL, inputTokens: 100, maxOutputTokens: 100 })
-      .then(() => latencies.push(performance.now() - sent), () => errors++),
-  );
+// One paced phase of `count` calls; the first (--warmup-seconds, default 1 s, not
+// measured) lets the connection pool fill and the code warm up, as a running service is.
+async function phase(count, offset) {
+  const latencies = [];
+  let errors = 0;
+  const start = performance.now();
+  const calls = [];
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / RPS;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    const sent = performance.now();
+    calls.push(
+      client
+        .reserve({ tenantId: tenantOf(offset + i), userId: 'u', apiKeyId: 'k', requestId: `q${offset + i}`, model: MODEL, inputTokens: 100, maxOutputTokens: 100 })
+        .then(() => latencies.push(performance.now() - sent), () => errors++),
+    );
+  }
+  await Promise.all(calls);
+  return { latencies, errors, achieved: count / ((performance.now() - start) / 1000) };
 }
-await Promise.all(calls);
-const achieved = total / ((performance.now() - start) / 1000);
+const warmup = Math.round(RPS * Number(args['warmup-seconds']));
+if (warmup > 0) await phase(warmup, 0);
+const { latencies, errors, achieved } = await phase(total, warmup);
 latencies.sort((a, b) => a - b);
 client.close();
 await running.shutdown('bench finished');
@@ -123,6 +139,7 @@ const result = {
   reserve_target_rps: RPS,
   reserve_achieved_rps: Math.round(achieved),
   reserve_calls: total,
+  reserve_warmup_calls: warmup,
   reserve_errors: errors,
   reserve_p50_ms: +percentile(latencies, 50).toFixed(2),
   reserve_p99_ms: +percentile(latencies, 99).toFixed(2),

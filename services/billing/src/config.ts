@@ -30,6 +30,8 @@ export const billingConfigSchema = baseConfigSchema.extend({
   DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
   KAFKA_BROKERS: csv().refine((brokers) => brokers.length > 0, 'must list at least one host:port'),
   KAFKA_CONSUMER_GROUP: z.string().min(1).max(200).default('billing-usage'),
+  /** How long the broker waits for a silent consumer (e.g. a killed replica) before handing its partitions to another. */
+  KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6_000).max(300_000).default(30_000),
   /** Topic the usage consumer reads and its dead-letter topic (tests use a per-run pair). */
   USAGE_TOPIC: z.string().min(1).max(249).default(Topics.usageEvents),
   USAGE_DLQ_TOPIC: z.string().min(1).max(249).default(Topics.usageEventsDeadLetter),

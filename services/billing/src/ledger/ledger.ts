@@ -98,6 +98,45 @@ export class Ledger {
     return raced;
   }
 
+  /**
+   * lockTenant for many tenants without an account yet, in a constant number of
+   * statements: accounts inserted in tenant order, each new one with its sign-up
+   * grant (same transaction kind, reference and amounts as lockTenant), then all
+   * of them locked. Accounts another transaction created meanwhile are locked as
+   * they are (no second grant: the insert skipped them).
+   */
+  async lockNewTenants(client: PoolClient, tenantIds: string[]): Promise<Map<string, TenantAccount>> {
+    const sorted = [...new Set(tenantIds)].sort();
+    const { rows: created } = await client.query<{ id: string; tenant_id: string }>(
+      `INSERT INTO billing.accounts (kind, tenant_id) SELECT 'tenant', t FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n
+       ON CONFLICT (tenant_id) DO NOTHING RETURNING id, tenant_id`,
+      [sorted],
+    );
+    const grant = creditsToMicros(this.config.SIGNUP_GRANT_CREDITS);
+    if (created.length && grant > 0n) {
+      const from = await this.systemAccountId(client, 'grants');
+      const { rows: txns } = await client.query<{ id: string; tenant_id: string }>(
+        `INSERT INTO billing.ledger_transactions (tenant_id, kind, reference, description)
+         SELECT t, 'signup_grant', t, $2 FROM unnest($1::text[]) AS u(t) RETURNING id, tenant_id`,
+        [created.map((row) => row.tenant_id), `sign-up grant of ${this.config.SIGNUP_GRANT_CREDITS} credits`],
+      );
+      const accountOf = new Map(created.map((row) => [row.tenant_id, row.id]));
+      await client.query(
+        `INSERT INTO billing.ledger_entries (transaction_id, tenant_id, account_id, amount_micros)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[])`,
+        [
+          [...txns.map((t) => t.id), ...txns.map((t) => t.id)], [...txns.map((t) => t.tenant_id), ...txns.map((t) => t.tenant_id)],
+          [...txns.map(() => from), ...txns.map((t) => accountOf.get(t.tenant_id)!)], [...txns.map(() => (-grant).toString()), ...txns.map(() => grant.toString())],
+        ],
+      );
+    }
+    const { rows } = await client.query<{ id: string; tenant_id: string; markup_bps: number; has_budgets: boolean; currency: string }>(
+      `SELECT id, tenant_id, markup_bps, has_budgets, currency FROM billing.accounts WHERE tenant_id = ANY($1::text[]) ORDER BY tenant_id FOR UPDATE`,
+      [sorted],
+    );
+    return new Map(rows.map((row) => [row.tenant_id, { id: row.id, markupBps: row.markup_bps, hasBudgets: row.has_budgets, currency: row.currency }]));
+  }
+
   /** Balance and open holds, read in one statement (one snapshot). */
   async position(client: PoolClient, tenantId: string, accountId: string): Promise<TenantPosition> {
     const { rows } = await client.query<{ balance: string; held: string }>(

@@ -131,7 +131,9 @@ export class BatchSettlement {
       [tenants],
     );
     const accounts = new Map(rows.map((row) => [row.tenant_id, { id: row.id, markupBps: row.markup_bps, hasBudgets: row.has_budgets, currency: row.currency }]));
-    for (const tenantId of tenants) if (!accounts.has(tenantId)) accounts.set(tenantId, await this.ledger.lockTenant(client, tenantId));
+    const missing = tenants.filter((tenantId) => !accounts.has(tenantId));
+    if (missing.length) for (const [tenantId, account] of await this.ledger.lockNewTenants(client, missing)) accounts.set(tenantId, account);
+    for (const tenantId of tenants) if (!accounts.has(tenantId)) throw new Error(`account of tenant ${tenantId} vanished`);
     return accounts;
   }
 }
