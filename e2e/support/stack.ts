@@ -36,7 +36,9 @@ export class TestStack {
   private constructor(readonly ports: Ports, private readonly env: Record<string, string>, private readonly extra: Partial<Record<ServiceName, Record<string, string>>>) {}
 
   static async start(extra: Partial<Record<ServiceName, Record<string, string>>> = {}): Promise<TestStack> {
-    const stack = new TestStack((await freePorts()) as Ports, infra(), extra);
+    // Each stack's gateways get their own job queues, so no other stack's worker takes their jobs.
+    const isolated = { ...extra, gateway: { QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`, ...extra.gateway } };
+    const stack = new TestStack((await freePorts()) as Ports, infra(), isolated);
     for (const name of startOrder as ServiceName[]) await stack.startService(name);
     return stack;
   }

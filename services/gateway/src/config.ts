@@ -47,6 +47,8 @@ export const configSchema = baseConfigSchema.extend({
   MAX_HEADER_BYTES: z.coerce.number().int().min(1024).max(64 * 1024).default(16 * 1024),
 
   JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** Redis key prefix of the job and webhook queues: gateways sharing it share their work. */
+  QUEUE_PREFIX: z.string().regex(/^[\w-]{1,64}$/, 'letters, digits, _ and - only').default('bull'),
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(30).default(8),
   WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(10).default(2_000),
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),

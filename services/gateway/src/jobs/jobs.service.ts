@@ -56,9 +56,9 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown, OnA
       this.connections.push(redis);
       return redis;
     };
-    this.queue = new Queue<JobData>('gateway-jobs', { connection: connection('jobs-queue') });
+    this.queue = new Queue<JobData>('gateway-jobs', { connection: connection('jobs-queue'), prefix: this.config.QUEUE_PREFIX });
     this.queue.on('error', (error) => this.logger.warn({ err: error }, 'jobs queue error'));
-    this.worker = new Worker<JobData>('gateway-jobs', (job) => this.run(job), { connection: connection('jobs-worker'), concurrency: this.config.JOBS_CONCURRENCY, stalledInterval: 10_000 });
+    this.worker = new Worker<JobData>('gateway-jobs', (job) => this.run(job), { connection: connection('jobs-worker'), prefix: this.config.QUEUE_PREFIX, concurrency: this.config.JOBS_CONCURRENCY, stalledInterval: 10_000 });
     this.worker.on('error', (error) => this.logger.warn({ err: error }, 'jobs worker error'));
     this.worker.on('failed', (job, error) => {
       if (job) void this.notify(job, 'job.failed', { error: error.message });

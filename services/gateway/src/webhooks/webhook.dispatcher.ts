@@ -44,9 +44,9 @@ export class WebhookDispatcher implements OnModuleInit, BeforeApplicationShutdow
       this.connections.push(redis);
       return redis;
     };
-    this.queue = new Queue<Delivery>('gateway-webhooks', { connection: connection('webhooks-queue') });
+    this.queue = new Queue<Delivery>('gateway-webhooks', { connection: connection('webhooks-queue'), prefix: this.config.QUEUE_PREFIX });
     this.queue.on('error', (error) => this.logger.warn({ err: error }, 'webhook queue error'));
-    this.worker = new Worker<Delivery>('gateway-webhooks', (job) => this.deliver(job), { connection: connection('webhooks-worker'), concurrency: 8 });
+    this.worker = new Worker<Delivery>('gateway-webhooks', (job) => this.deliver(job), { connection: connection('webhooks-worker'), prefix: this.config.QUEUE_PREFIX, concurrency: 8 });
     this.worker.on('error', (error) => this.logger.warn({ err: error }, 'webhook worker error'));
     this.worker.on('failed', (job, error) => {
       if (!job || job.attemptsMade < (job.opts.attempts ?? 1)) return;
