@@ -35,6 +35,7 @@ describe('gRPC server and client', () => {
       async *chat(request: orchestrator.ChatRequest, call: CallInfo) {
         if (request.model === 'missing') throw new GrpcError(GrpcStatus.NOT_FOUND, 'no such model');
         if (request.model === 'crash') throw new Error('secret internal detail');
+        if (request.model.startsWith('surrogate')) throw new GrpcError(GrpcStatus.NOT_FOUND, `conversation ${request.model} not found`);
         if (request.model === 'echo-downstream') {
           const { models } = await backClient.listModels({});
           yield { event: { case: 'delta', value: { text: models[0]!.id } } };
@@ -89,6 +90,9 @@ describe('gRPC server and client', () => {
     };
     expect(await codeOf('missing')).toEqual({ code: GrpcStatus.NOT_FOUND, details: 'no such model' });
     expect(await codeOf('crash')).toEqual({ code: GrpcStatus.INTERNAL, details: 'internal error' });
+    // A lone surrogate in the message once crashed the server inside grpc-js.
+    expect(await codeOf('surrogate\uD800')).toEqual({ code: GrpcStatus.NOT_FOUND, details: 'conversation surrogate\uFFFD not found' });
+    expect(await codeOf('missing')).toMatchObject({ code: GrpcStatus.NOT_FOUND });
   });
 
   it('turns a client cancel into an aborted signal on the server', async () => {

@@ -103,10 +103,14 @@ export class GrpcServer {
 
   private toStatus(error: unknown, method: string): { code: number; details: string; metadata?: Metadata } {
     if (error instanceof GrpcError) {
-      if (!error.trailers) return { code: error.code, details: error.message };
+      // grpc-js percent-encodes details with encodeURI, which throws on a lone
+      // UTF-16 surrogate (say, a hostile id echoed in the message) and would
+      // take the whole process down.
+      const details = error.message.toWellFormed();
+      if (!error.trailers) return { code: error.code, details };
       const metadata = new Metadata();
       for (const [key, value] of Object.entries(error.trailers)) metadata.set(key, value);
-      return { code: error.code, details: error.message, metadata };
+      return { code: error.code, details, metadata };
     }
     this.logger.error({ err: error, method }, 'grpc handler failed');
     return { code: status.INTERNAL, details: 'internal error' };
