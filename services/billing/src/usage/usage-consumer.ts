@@ -9,6 +9,8 @@ import { BatchSettlement } from './batch-settlement';
 import { parseUsageEvent, type ValidUsage } from './usage-event';
 import { UsageSettlement } from './usage-settlement';
 
+type Parsed = { event: ConsumedEvent; usage?: ValidUsage; reason?: string };
+
 const isDataError = (error: unknown) => {
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
@@ -66,12 +68,30 @@ export class UsageConsumer {
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        for (let from = 0; from < batch.messages.length; from += this.config.USAGE_BATCH_SIZE) {
+        const chunks: KafkaMessage[][] = [];
+        for (let from = 0; from < batch.messages.length; from += this.config.USAGE_BATCH_SIZE) chunks.push(batch.messages.slice(from, from + this.config.USAGE_BATCH_SIZE));
+        let parsed = chunks.length ? this.parseChunk(batch.topic, batch.partition, chunks[0]!) : [];
+        for (let index = 0; index < chunks.length; index++) {
           if (!isRunning() || isStale()) return;
-          const chunk = batch.messages.slice(from, from + this.config.USAGE_BATCH_SIZE);
-          await this.processChunk(batch.topic, batch.partition, chunk);
-          const next = (BigInt(chunk.at(-1)!.offset) + 1n).toString();
-          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+          const chunk = chunks[index]!;
+          const settling = this.processChunk(parsed);
+          settling.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled meanwhile
+          // Decode the next chunk while Postgres works on this one (one thread: it runs between replies).
+          const following = chunks[index + 1];
+          const next = following ? await new Promise<Parsed[]>((resolve, reject) =>
+                setImmediate(() => {
+                  try {
+                    resolve(this.parseChunk(batch.topic, batch.partition, following));
+                  } catch (error) {
+                    reject(error);
+                  }
+                }),
+              )
+            : [];
+          await settling;
+          parsed = next;
+          const offset = (BigInt(chunk.at(-1)!.offset) + 1n).toString();
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset }]);
           resolveOffset(chunk.at(-1)!.offset);
           await heartbeat();
         }
@@ -96,8 +116,8 @@ export class UsageConsumer {
     };
   }
 
-  private async processChunk(topic: string, partition: number, messages: KafkaMessage[]): Promise<void> {
-    const parsed = messages.map((message) => {
+  private parseChunk(topic: string, partition: number, messages: KafkaMessage[]): Parsed[] {
+    return messages.map((message) => {
       const event = this.toEvent(topic, partition, message);
       try {
         return { event, usage: parseUsageEvent(event, this.prices) };
@@ -106,6 +126,9 @@ export class UsageConsumer {
         throw error;
       }
     });
+  }
+
+  private async processChunk(parsed: Parsed[]): Promise<void> {
     try {
       await withTransaction(this.pool, async (client) => {
         const { rows } = await client.query<{ event_id: string }>(
