@@ -59,6 +59,26 @@ export const configSchema = baseConfigSchema.extend({
   TTFT_TARGET_STANDARD_MS: z.coerce.number().int().min(10).max(600_000).default(5_000),
   TTFT_TARGET_BATCH_MS: z.coerce.number().int().min(10).max(3_600_000).default(60_000),
   QUEUE_MAX_PER_PRIORITY: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
+  /**
+   * Share (0..1] of each engine's ENGINE_MAX_LOAD that batch requests may hold:
+   * the rest is headroom kept for interactive lanes, so an interactive call
+   * does not queue inside the engine behind batch prefills. 1 = no reservation.
+   */
+  BATCH_MAX_ENGINE_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
+  /**
+   * Prompt tokens one engine prefills per second, to turn its prefill backlog
+   * (uncached tokens of our requests awaiting their first token) into a wait:
+   * an engine whose backlog is longer than a lane's TTFT target leaves after
+   * queueing takes no request of that lane (batch: its share of premium's).
+   * 0 ignores the backlog.
+   */
+  ENGINE_PREFILL_THROUGHPUT: z.coerce.number().min(0).max(10_000_000).default(10_000),
+  /**
+   * Cap each tenant's admitted, unfinished requests per model at its fair share
+   * of the engines' slots (slots ÷ active tenants) while other tenants wait;
+   * work-conserving: with nobody else waiting a tenant may use more.
+   */
+  TENANT_FAIR_SHARE: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
   /** Refuse batch requests (503) while interactive requests wait for engines. */
   SHED_BATCH_WHEN_SATURATED: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
 

@@ -57,7 +57,9 @@ describe('inference-scheduler flow control', () => {
   // Nothing may stay behind: queues, granted-but-unused slots, in-flight counts, breakers.
   afterEach(async () => {
     await waitFor('in-flight requests to end', () => service.app.get(EnginePool).engines.every((e) => e.inFlight === 0) && engine.running === 0, 10_000);
+    await waitFor('admitted calls to finish', () => flow.runningCalls() === 0 && flow.callsAwaitingFirstToken() === 0, 5_000, 10);
     expect(flow.depth()).toBe(0);
+    expect(service.app.get(EnginePool).engines.map((e) => [e.batchInFlight, e.pendingPrefillTokens])).toEqual([[0, 0]]);
     expect(flow.reservedSlots()).toBe(0);
     expect(service.app.get(EnginePool).engines.map((e) => e.breaker.state)).toEqual(['closed']);
   });
@@ -118,6 +120,38 @@ describe('inference-scheduler flow control', () => {
     await Promise.all([...noisyCalls, quietCall]);
     // FIFO would serve the quiet tenant 9th; round robin across tenants serves it within the next round.
     expect(finished.indexOf('quiet')).toBeLessThanOrEqual(4);
+  });
+
+  it('keeps headroom for interactive calls: batch holds at most its share of the engine while a premium call goes straight on', async () => {
+    // ENGINE_MAX_LOAD=2 and BATCH_MAX_ENGINE_SHARE=0.5: one batch call at a time on the engine.
+    let peakBatch = 0;
+    const pool = service.app.get(EnginePool);
+    const sampler = setInterval(() => (peakBatch = Math.max(peakBatch, ...pool.engines.map((e) => e.batchInFlight))), 5);
+    const batch = Array.from({ length: 2 }, () => generate(ids('batch'), common.Priority.BATCH, 4));
+    await waitFor('one batch call to run and one to queue', () => engine.running === 1 && flow.depth('batch') === 1, 5_000, 10);
+    const premium = generate(ids('premium'), common.Priority.INTERACTIVE_PREMIUM, 2);
+    await waitFor('the premium call to run beside the batch call', () => engine.running === 2, 5_000, 10);
+    expect(flow.depth('batch')).toBe(1);
+    expect((await premium).at(-1)!.event.case).toBe('completion');
+    for (const responses of await Promise.all(batch)) expect(responses.at(-1)!.event.case).toBe('completion');
+    clearInterval(sampler);
+    expect(peakBatch).toBe(1);
+  });
+
+  it('caps a tenant at its share while another tenant waits: the quiet tenant gets the next free slot', async () => {
+    const noisy = ids('noisy-cap');
+    const quiet = ids('quiet-cap');
+    const before = engine.requests.length;
+    const call = (who: ReturnType<typeof ids>, label: string) => generate({ ...who, requestId: `${label}-${Math.random()}` }, common.Priority.INTERACTIVE_PREMIUM, 2);
+    const first = [call(noisy, 'noisy'), call(noisy, 'noisy')]; // work-conserving: both slots
+    await waitFor('the noisy tenant to hold both slots', () => flow.runningCalls(MODEL, noisy.tenantId) === 2, 5_000, 10);
+    const queued = [call(noisy, 'noisy-late'), call(noisy, 'noisy-late')];
+    await waitFor('the noisy calls to queue', () => flow.depth('interactive_premium') === 2, 5_000, 10);
+    const quietCall = call(quiet, 'quiet');
+    await Promise.all([...first, ...queued, quietCall]);
+    // The order in which the engine received them: the quiet call right after the first two.
+    const order = engine.requests.slice(before).map((request) => String(request.headers['x-request-id']).split('-0.')[0]);
+    expect(order).toEqual(['noisy', 'noisy', 'quiet', 'noisy-late', 'noisy-late']);
   });
 
   it('removes a cancelled request from the queue without reaching the engine', async () => {

@@ -176,14 +176,15 @@ export class EnginePool implements OnModuleInit, OnModuleDestroy {
     return [...byModel.values()].sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  acquire(engine: Engine): () => void {
-    engine.acquire();
+  /** Counts one of our requests on `engine` (`batch`: a batch-lane request); returns its release. */
+  acquire(engine: Engine, batch = false): () => void {
+    engine.acquire(batch);
     engineInFlight.set({ engine: engine.id }, engine.inFlight);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      engine.release();
+      engine.release(batch);
       engineInFlight.set({ engine: engine.id }, engine.inFlight);
       this.notify(true);
     };

@@ -26,6 +26,16 @@ export class Engine {
   models: ServedModel[] = [];
   /** Requests this scheduler has open on the engine right now. */
   inFlight = 0;
+  /** Of those, batch requests (capped per engine so interactive lanes keep headroom). */
+  batchInFlight = 0;
+  /**
+   * Requests the engine runs at once, as far as we have seen: its running
+   * count in the last scrape that showed requests waiting (vLLM's
+   * max_num_seqs or KV limit); undefined until seen, or once it runs more.
+   */
+  runningLimit?: number;
+  /** Estimated uncached prompt tokens of our requests here that have no first token yet (the prefill backlog). */
+  pendingPrefillTokens = 0;
   /** Load the engine reported in its last successful scrape; undefined when unknown. */
   scraped?: EngineLoadMetrics;
   /**
@@ -75,6 +85,8 @@ export class Engine {
     this.inFlightAtScrape = Math.max(this.scrapePeak, this.inFlight);
     if (!scraped) return;
     this.scrapedAt = now;
+    if (scraped.waiting > 0 && scraped.running > 0) this.runningLimit = scraped.running;
+    else if (this.runningLimit !== undefined && scraped.running > this.runningLimit) this.runningLimit = undefined;
     if (scraped.blockSize !== undefined) this.blockSize = scraped.blockSize;
     if (scraped.cacheBlocks !== undefined) this.prefixIndex.resize(scraped.cacheBlocks);
   }
@@ -85,12 +97,14 @@ export class Engine {
   }
 
   /** Counts one more request of ours on the engine. */
-  acquire(): void {
+  acquire(batch = false): void {
+    if (batch) this.batchInFlight++;
     this.inFlight++;
     this.scrapePeak = Math.max(this.scrapePeak, this.inFlight);
   }
 
-  release(): void {
+  release(batch = false): void {
+    if (batch) this.batchInFlight = Math.max(0, this.batchInFlight - 1);
     this.inFlight = Math.max(0, this.inFlight - 1);
   }
 

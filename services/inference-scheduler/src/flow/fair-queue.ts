@@ -28,26 +28,50 @@ export class FairQueue<T extends { tenantId: string }> {
     this.count++;
   }
 
-  /** Takes the next item in fair order whose head `eligible` accepts (skipping tenants whose head cannot go yet). */
-  take(eligible: (item: T) => boolean = () => true): T | undefined {
+  /**
+   * Takes the next item whose head `eligible` accepts (skipping tenants whose
+   * head cannot go yet). With `rank`, the eligible tenant with the lowest rank
+   * goes first (e.g. its tenant's running requests), round-robin order breaking ties.
+   */
+  take(eligible: (item: T) => boolean = () => true, rank?: (head: T) => number): T | undefined {
+    let chosen = -1;
+    let best = Number.POSITIVE_INFINITY;
     for (let step = 0; step < this.ring.length; step++) {
       const index = (this.cursor + step) % this.ring.length;
       const tenant = this.ring[index]!;
-      const queue = this.byTenant.get(tenant)!;
-      const head = queue[0]!;
+      const head = this.byTenant.get(tenant)![0]!;
       if (!eligible(head)) continue;
-      queue.shift();
-      this.count--;
-      if (queue.length === 0) {
-        this.byTenant.delete(tenant);
-        this.ring.splice(index, 1);
-        this.cursor = this.ring.length === 0 ? 0 : index % this.ring.length;
-      } else {
-        this.cursor = (index + 1) % this.ring.length;
+      const value = rank ? rank(head) : 0;
+      if (value < best) {
+        best = value;
+        chosen = index;
+        if (!rank) break;
       }
-      return head;
     }
-    return undefined;
+    if (chosen < 0) return undefined;
+    const tenant = this.ring[chosen]!;
+    const queue = this.byTenant.get(tenant)!;
+    const head = queue.shift()!;
+    this.count--;
+    if (queue.length === 0) {
+      this.byTenant.delete(tenant);
+      this.ring.splice(chosen, 1);
+      this.cursor = this.ring.length === 0 ? 0 : chosen % this.ring.length;
+    } else {
+      this.cursor = (chosen + 1) % this.ring.length;
+    }
+    return head;
+  }
+
+  /** Queued items of each tenant that `match` accepts (tenants without any are left out). */
+  countsByTenant(match: (item: T) => boolean): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const [tenant, queue] of this.byTenant) {
+      let n = 0;
+      for (const item of queue) if (match(item)) n++;
+      if (n > 0) counts.set(tenant, n);
+    }
+    return counts;
   }
 
   /** Removes one item (cancelled or expired); true when it was queued. */

@@ -1,13 +1,21 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CONFIG, GrpcError, GrpcStatus, LOGGER, type Logger } from '@ai-platform/platform';
+import { CONFIG, GrpcError, LOGGER, type Logger } from '@ai-platform/platform';
 import type { SchedulerConfig } from '../config';
 import { CallAborted } from '../engines/chat-stream';
 import { EnginePool } from '../engines/engine-pool';
-import { queueDepth, queueWait, shedRequests } from '../metrics';
+import { queueDepth, queueWait } from '../metrics';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { FairQueue } from './fair-queue';
 import { LANES, lanesAtOrAbove, QUEUE_SHARE_OF_TTFT_TARGET, type Lane } from './lanes';
-import { freeSlots, type SaturationLimits } from './saturation';
+import { headroomPolicy, laneSlots, meetsPrefillDeadline, prefillBudgetMs, type HeadroomPolicy, type PromptShape } from './headroom';
+import { refusal, type RefusalReason } from './refusal';
+import { saturationLimits, type SaturationLimits } from './saturation';
+
+export { saturationLimits } from './saturation';
+
+
+import { mayStart, servedBefore, TenantRunning } from './tenant-running';
+import { laneKey, tenantShares, unlimitedShares, type Shares } from './tenant-shares';
 import { ThroughputMeter } from './throughput';
 
 export interface AdmissionRequest {
@@ -15,6 +23,8 @@ export interface AdmissionRequest {
   lane: Lane;
   tenantId: string;
   signal: AbortSignal;
+  /** The prompt, for the prefill estimate of interactive calls; without it only slots count. */
+  prompt?: PromptShape;
 }
 
 export interface Admission {
@@ -23,6 +33,10 @@ export interface Admission {
   waitedMs: number;
   /** Call once the first attempt holds its engine (or the call ended): frees the reserved slot. */
   started(): void;
+  /** Call at the first token: the call no longer waits (its tenant no longer holds others at their share). */
+  firstToken(): void;
+  /** Call when the call ended (any outcome): the tenant's running count drops and waiters may go. */
+  finished(): void;
 }
 
 interface Waiter extends AdmissionRequest {
@@ -33,21 +47,25 @@ interface Waiter extends AdmissionRequest {
 }
 
 /**
- * Admission control and queueing. A request goes straight through while the
- * engines serving its model have free slots and nobody of its lane or above is
- * waiting; otherwise it waits in its lane (fair across tenants) until a slot
- * frees, lanes served strictly by priority. A request that cannot start within
- * its share of the lane's TTFT target is refused at once (predicted from the
- * recent completion rate) or when its deadline passes, with a retry-after
- * hint; batch is shed as soon as interactive traffic has to wait.
+ * Admission control and queueing. A call goes straight on when an engine has
+ * a slot for its lane (batch: its share), can finish its prefill in time
+ * (headroom.ts) and its tenant is within its shares (tenant-shares.ts);
+ * otherwise it waits in its lane until that holds (lanes by priority, tenants
+ * with the fewest running calls first), or is refused with a retry-after hint
+ * when it cannot start within its share of the lane's TTFT target. Batch is
+ * shed as soon as interactive traffic has to wait. See the README.
  */
 @Injectable()
 export class FlowController {
   private readonly lanes = new Map<Lane, FairQueue<Waiter>>(LANES.map((lane) => [lane, new FairQueue<Waiter>()]));
   /** Slots granted whose first attempt has not taken its engine yet, per model. */
   private readonly reserved = new Map<string, number>();
+  private readonly running = new TenantRunning();
+  /** Admitted calls without a first token yet: still waiting, in the engine's queue or prefill. */
+  private readonly awaitingFirstToken = new TenantRunning();
   private readonly throughput = new ThroughputMeter(10_000);
   private readonly limits: SaturationLimits;
+  private readonly headroom: HeadroomPolicy;
 
   constructor(
     @Inject(CONFIG) private readonly config: SchedulerConfig,
@@ -56,6 +74,7 @@ export class FlowController {
     @Inject(ProviderRegistry) private readonly providers: ProviderRegistry,
   ) {
     this.limits = saturationLimits(config);
+    this.headroom = headroomPolicy(config, this.limits);
     for (const lane of LANES) queueDepth.set({ priority: lane }, 0);
     pool.onCapacityChange((released) => {
       if (released) this.throughput.record();
@@ -69,7 +88,19 @@ export class FlowController {
   }
 
   reservedSlots(): number {
-    return [...this.reserved.values()].reduce((total, count) => total + count, 0);
+    let total = 0;
+    for (const count of this.reserved.values()) total += count;
+    return total;
+  }
+
+  /** Admitted calls not finished yet, of one tenant or of all (for tests and the leak checks). */
+  runningCalls(model?: string, tenantId?: string): number {
+    return model !== undefined && tenantId !== undefined ? this.running.count(model, tenantId) : this.running.total();
+  }
+
+  /** Admitted calls without a first token yet (for the leak checks). */
+  callsAwaitingFirstToken(): number {
+    return this.awaitingFirstToken.total();
   }
 
   targetMs(lane: Lane): number {
@@ -82,10 +113,17 @@ export class FlowController {
     // Without a healthy engine whose breaker lets traffic through there is nothing
     // to wait for: routing answers at once (a fallback provider, or UNAVAILABLE).
     if (!this.pool.candidates(request.model).some((engine) => engine.breaker.allows(now))) return this.grant(request, now, false);
-    const ahead = lanesAtOrAbove(request.lane).reduce((total, lane) => total + this.waitingFor(lane, request.model), 0);
-    if (ahead === 0 && this.capacity(request.model) > 0) return this.grant(request, now, false);
+    // Waiters that can go now go first; then this call goes straight on if there is a slot for its lane and its tenant.
+    if (this.depth() > 0) this.pump();
+    if (this.capacity(request.model, request.lane) > 0 && this.tenantMayStart(request, this.tenantShares(request.model, request.lane)) && this.fits(request, 0)) return this.grant(request, now, false);
+    const ahead = servedBefore(this.tenantShares(request.model, request.lane).waiting, request.tenantId);
 
     const overflow = this.providers.overflowFor(request.model, request.lane) !== undefined;
+    // No engine could finish this prompt's prefill in time even if it went now: waiting only makes it later.
+    if (request.lane !== 'batch' && !this.fits(request, 0, false)) {
+      if (overflow) return this.grant(request, now, true);
+      throw this.refuse(request, 'deadline', this.targetMs(request.lane));
+    }
     const budgetMs = this.targetMs(request.lane) * QUEUE_SHARE_OF_TTFT_TARGET;
     const rate = this.throughput.perSecond(now);
     const predictedMs = rate > 0 ? ((ahead + 1) / rate) * 1000 : undefined;
@@ -139,19 +177,40 @@ export class FlowController {
     });
   }
 
-  /** Admits waiters while their models have free slots: lanes strictly by priority, tenants in turn. */
+  /**
+   * Admits waiters while their models have free slots: lanes strictly by
+   * priority; within a lane the tenant with the fewest running calls first
+   * (round robin among equals), and a tenant at its fair share only while no
+   * other tenant waits.
+   */
   pump(): void {
-    const free = new Map<string, number>();
-    const capacity = (model: string) => {
-      if (!free.has(model)) free.set(model, this.capacity(model));
-      return free.get(model)!;
-    };
     for (const lane of LANES) {
       const queue = this.lanes.get(lane)!;
+      if (queue.size === 0) continue;
+      const free = new Map<string, number>();
+      const capacity = (model: string) => {
+        if (!free.has(model)) free.set(model, this.capacity(model, lane));
+        return free.get(model)!;
+      };
+      const shares = new Map<string, Shares>();
+      const sharesOf = (model: string) => {
+        if (!shares.has(model)) shares.set(model, this.tenantShares(model, lane));
+        return shares.get(model)!;
+      };
       for (;;) {
-        const waiter = queue.take((item) => capacity(item.model) > 0);
+        const waiter = queue.take(
+          (item) => capacity(item.model) > 0 && this.tenantMayStart(item, sharesOf(item.model)) && this.fits(item, Date.now() - item.enqueuedAt),
+          (head) => this.running.count(head.model, head.tenantId),
+        );
         if (!waiter) break;
-        free.set(waiter.model, capacity(waiter.model) - 1);
+        const model = waiter.model;
+        free.set(model, capacity(model) - 1);
+        const waiting = sharesOf(model).waiting;
+        const left = (waiting.get(waiter.tenantId) ?? 1) - 1;
+        if (left > 0) waiting.set(waiter.tenantId, left);
+        else waiting.delete(waiter.tenantId);
+        sharesOf(model).blocking.add(waiter.tenantId);
+        sharesOf(model).prefilling.set(waiter.tenantId, (sharesOf(model).prefilling.get(waiter.tenantId) ?? 0) + 1);
         waiter.cleanup();
         this.updateDepth(lane);
         waiter.resolve(this.grant(waiter, waiter.enqueuedAt, false));
@@ -162,38 +221,77 @@ export class FlowController {
   private grant(request: AdmissionRequest, since: number, overflow: boolean): Admission {
     const waitedMs = Date.now() - since;
     queueWait.observe({ priority: request.lane, result: 'admitted' }, waitedMs / 1000);
-    if (overflow) return { overflow, waitedMs, started: () => undefined };
+    if (overflow) return { overflow, waitedMs, started: () => undefined, firstToken: () => undefined, finished: () => undefined };
     this.reserved.set(request.model, (this.reserved.get(request.model) ?? 0) + 1);
-    let done = false;
+    this.running.add(request.model, request.tenantId);
+    this.awaitingFirstToken.add(laneKey(request.model, request.lane), request.tenantId);
+    let started = false;
+    let finished = false;
+    let firstToken = false;
+    const first = () => {
+      if (firstToken) return;
+      firstToken = true;
+      this.awaitingFirstToken.remove(laneKey(request.model, request.lane), request.tenantId);
+    };
+    const start = () => {
+      if (started) return;
+      started = true;
+      const left = (this.reserved.get(request.model) ?? 1) - 1;
+      if (left > 0) this.reserved.set(request.model, left);
+      else this.reserved.delete(request.model);
+    };
     return {
       overflow,
       waitedMs,
-      started: () => {
-        if (done) return;
-        done = true;
-        const left = (this.reserved.get(request.model) ?? 1) - 1;
-        if (left > 0) this.reserved.set(request.model, left);
-        else this.reserved.delete(request.model);
+      started: start,
+      firstToken: first,
+      finished: () => {
+        if (finished) return;
+        finished = true;
+        start();
+        first();
+        this.running.remove(request.model, request.tenantId);
+        this.pump();
       },
     };
   }
 
-  /** Free slots for `model` on its healthy engines, less slots already granted but not yet taken. */
-  private capacity(model: string): number {
+  /**
+   * Slots for a request of `lane` on the healthy engines serving `model`
+   * (see `laneSlots`: batch share, prefill backlog), less slots already
+   * granted but not yet taken.
+   */
+  private capacity(model: string, lane: Lane): number {
     const now = Date.now();
     let slots = 0;
-    for (const engine of this.pool.candidates(model)) if (engine.breaker.allows(now)) slots += freeSlots(engine, this.limits, now);
+    for (const engine of this.pool.candidates(model)) if (engine.breaker.allows(now)) slots += laneSlots(engine, lane, this.headroom, now);
+    // Granted calls not on an engine yet will take slots of some lane: all of them count against every lane.
     return slots - (this.reserved.get(model) ?? 0);
   }
 
-  private waitingFor(lane: Lane, model: string): number {
-    let count = 0;
-    for (const waiter of this.lanes.get(lane)!.items()) if (waiter.model === model) count++;
-    return count;
+  /** Whether some engine with room for the call can also finish its prefill in time (see headroom.ts); without a prompt only slots count. */
+  private fits(request: AdmissionRequest, waitedMs: number, withSlots = true): boolean {
+    if (!request.prompt) return true;
+    const budgetMs = prefillBudgetMs(request.lane, this.targetMs(request.lane), waitedMs, this.headroom);
+    const interactive = request.lane === 'batch' && this.interactiveWaiting(request.model);
+    return meetsPrefillDeadline(this.pool.candidates(request.model), request.lane, request.prompt, budgetMs, this.headroom, withSlots, interactive);
+  }
+
+  /** Each tenant's fair share of the model's slots, and who waits at or above `lane` (tenant → queued calls). */
+  private tenantShares(model: string, lane: Lane): Shares {
+    const queued = lanesAtOrAbove(lane).map((above) => this.lanes.get(above)!.countsByTenant((item) => item.model === model));
+    if (!this.config.TENANT_FAIR_SHARE) return unlimitedShares(queued);
+    return tenantShares({ model, lane, queued, running: this.running, awaitingFirstToken: this.awaitingFirstToken, engines: this.pool.candidates(model), limits: this.limits });
+  }
+
+  private tenantMayStart(request: AdmissionRequest, shares: Shares): boolean {
+    const underShare = this.running.count(request.model, request.tenantId) < shares.share && (shares.prefilling.get(request.tenantId) ?? 0) < shares.prefillShare;
+    return mayStart(underShare, shares.blocking, request.tenantId);
   }
 
   private interactiveWaiting(model: string): boolean {
-    return this.waitingFor('interactive_premium', model) + this.waitingFor('interactive_standard', model) > 0;
+    for (const lane of ['interactive_premium', 'interactive_standard'] as const) for (const waiter of this.lanes.get(lane)!.items()) if (waiter.model === model) return true;
+    return false;
   }
 
   private shedQueuedBatch(model: string) {
@@ -207,20 +305,8 @@ export class FlowController {
     this.updateDepth('batch');
   }
 
-  private refuse(request: AdmissionRequest, reason: 'deadline' | 'queue_full' | 'shed_batch' | 'expired', retryAfterMs: number): GrpcError {
-    shedRequests.inc({ priority: request.lane, reason });
-    const retryAfter = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
-    const target = this.targetMs(request.lane);
-    const text: Record<typeof reason, string> = {
-      deadline: `cannot start within the ${target} ms time-to-first-token target of ${request.lane} requests: the engines for ${request.model} are saturated`,
-      queue_full: `the ${request.lane} queue for ${request.model} is full`,
-      shed_batch: `batch request shed: the engines for ${request.model} are saturated by interactive traffic`,
-      expired: `waited for an engine for ${request.model} until the ${request.lane} deadline (${target} ms time-to-first-token target)`,
-    };
-    this.logger.info({ priority: request.lane, tenant: request.tenantId, model: request.model, reason, retry_after_s: retryAfter }, 'request refused by admission control');
-    // Batch shedding is the server protecting itself (503); a miss of an interactive deadline is "too many requests now" (429).
-    const code = reason === 'shed_batch' ? GrpcStatus.UNAVAILABLE : GrpcStatus.RESOURCE_EXHAUSTED;
-    return new GrpcError(code, `${text[reason]}; retry after ${retryAfter} s`, { 'retry-after': retryAfter });
+  private refuse(request: AdmissionRequest, reason: RefusalReason, retryAfterMs: number): GrpcError {
+    return refusal(request, reason, retryAfterMs, this.targetMs(request.lane), this.logger);
   }
 
   private updateDepth(lane: Lane) {
@@ -228,12 +314,3 @@ export class FlowController {
   }
 }
 
-export function saturationLimits(config: SchedulerConfig): SaturationLimits {
-  return {
-    maxLoad: config.ENGINE_MAX_LOAD,
-    maxWaiting: config.ENGINE_MAX_WAITING,
-    maxKvUsage: config.ENGINE_MAX_KV_USAGE,
-    metricsStaleMs: config.ENGINE_METRICS_STALE_MS,
-    staleMaxInFlight: config.STALE_ENGINE_MAX_INFLIGHT,
-  };
-}

@@ -1,7 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { GrpcError, GrpcStatus } from '@ai-platform/platform';
+import { CONFIG, GrpcError, GrpcStatus } from '@ai-platform/platform';
+import type { SchedulerConfig } from '../config';
 import type { Engine } from '../engines/engine';
 import { EnginePool } from '../engines/engine-pool';
+import { saturationLimits } from '../flow/flow-controller';
+import { atRunningLimit, engineMeets, headroomPolicy, laneSlots, prefillBudgetMs, type HeadroomPolicy } from '../flow/headroom';
+import { laneOf } from '../flow/lanes';
 import { providerOverflow } from '../metrics';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { ENGINE_PICKER, type EnginePicker, type RouteRequest } from '../routing/picker';
@@ -13,11 +17,16 @@ import { ENGINE_PICKER, type EnginePicker, type RouteRequest } from '../routing/
  */
 @Injectable()
 export class EngineSelector {
+  private readonly headroom: HeadroomPolicy;
+
   constructor(
+    @Inject(CONFIG) private readonly config: SchedulerConfig,
     @Inject(EnginePool) private readonly pool: EnginePool,
     @Inject(ProviderRegistry) private readonly providers: ProviderRegistry,
     @Inject(ENGINE_PICKER) private readonly picker: EnginePicker,
-  ) {}
+  ) {
+    this.headroom = headroomPolicy(config, saturationLimits(config));
+  }
 
   select(route: RouteRequest, tried: ReadonlySet<string>, lastFailure: unknown, overflow: boolean): Engine {
     if (overflow) {
@@ -30,7 +39,17 @@ export class EngineSelector {
     const now = Date.now();
     const candidates = this.pool.candidates(route.model);
     const untried = candidates.filter((engine) => !tried.has(engine.id));
-    const usable = untried.filter((engine) => engine.breaker.allows(now));
+    let usable = untried.filter((engine) => engine.breaker.allows(now));
+    // Only engines with room for this lane (batch within its share) that can finish the prompt's prefill
+    // in time, as admission counted them; when none can, routing's own filters decide.
+    const lane = laneOf(route.priority);
+    const withHeadroom = usable.filter((engine) => laneSlots(engine, lane, this.headroom, now) > 0);
+    if (withHeadroom.length > 0) usable = withHeadroom;
+    if (route.prompt) {
+      const budgetMs = route.prefillDeadline !== undefined ? route.prefillDeadline - now : prefillBudgetMs(lane, 0, 0, this.headroom);
+      const inTime = usable.filter((engine) => (lane === 'batch' || !atRunningLimit(engine)) && engineMeets(engine, lane, route.prompt, budgetMs, this.headroom));
+      if (inTime.length > 0) usable = inTime;
+    }
     if (usable.length > 0) return this.picker.pick(usable, route);
     const fallback = this.providers.fallbackFor(route.model, tried);
     if (fallback) {

@@ -8,6 +8,9 @@ import type { Engine } from '../engines/engine';
 import { EnginePool } from '../engines/engine-pool';
 import { FlowController, type Admission } from '../flow/flow-controller';
 import { laneOf } from '../flow/lanes';
+import { PREFILL_SHARE_OF_TTFT_TARGET, promptShape, type PromptShape } from '../flow/headroom';
+import { beginPrefill } from '../flow/prefill';
+import { estimateInputTokens } from '../metering/token-estimate';
 import { generateRequests, interTokenLatency, outputTokensPerSecond, retries, timeToFirstToken } from '../metrics';
 import { UsageRecorder, type UsageStatus } from '../metering/usage-recorder';
 import { ProviderRegistry } from '../providers/provider-registry';
@@ -57,10 +60,12 @@ export class GenerationService {
     const started = performance.now();
     let call: ValidatedGenerate;
     let admission: Admission;
+    let prompt: PromptShape;
     try {
       call = validateGenerate(request, callInfo.context);
       this.checkModel(call);
-      admission = await this.flow.admit({ model: call.model, lane: laneOf(call.priority), tenantId: call.tenantId, signal: callInfo.signal });
+      prompt = promptShape(call.messages);
+      admission = await this.flow.admit({ model: call.model, lane: laneOf(call.priority), tenantId: call.tenantId, signal: callInfo.signal, prompt });
     } catch (error) {
       const code = error instanceof GrpcError ? error.code : undefined;
       const outcome =
@@ -81,6 +86,8 @@ export class GenerationService {
       tenantId: call.tenantId,
       priority: laneOf(call.priority),
       sessionKey: call.conversationId || (call.userId ? `${call.tenantId}/${call.userId}` : ''),
+      prompt,
+      ...(laneOf(call.priority) === 'batch' ? {} : { prefillDeadline: startedAt.getTime() + this.flow.targetMs(laneOf(call.priority)) * PREFILL_SHARE_OF_TTFT_TARGET }),
     };
     const body = toEngineRequest(call, { continuousUsage: this.config.ENGINE_CONTINUOUS_USAGE });
     const tried = new Set<string>();
@@ -99,7 +106,9 @@ export class GenerationService {
         state.attempts++;
         state.usage = undefined;
         state.finishReason = undefined;
-        const release = this.pool.acquire(engine);
+        const release = this.pool.acquire(engine, route.priority === 'batch');
+        const prefilled = beginPrefill(engine, route.uncachedTokens ?? estimateInputTokens(call.messages));
+        route.uncachedTokens = undefined;
         admission.started();
         engine.breaker.onAttempt();
         let firstTokenAt = 0;
@@ -116,6 +125,9 @@ export class GenerationService {
             if (event.text.length > 0) {
               const now = performance.now();
               if (state.outputChunks === 0) {
+                prefilled();
+                admission.firstToken();
+                this.flow.pump(); // the engine's prefill backlog shrank: waiters may fit now
                 firstTokenAt = now;
                 timeToFirstToken.observe({ model: call.model, engine: engine.id, priority: route.priority }, (now - started) / 1000);
                 if (engine.breaker.onSuccess()) this.logger.info({ engine: engine.id }, 'circuit breaker closed');
@@ -167,6 +179,7 @@ export class GenerationService {
           }
           retries.inc({ model: call.model, reason: error.kind });
         } finally {
+          prefilled();
           release();
         }
         const delay = backoffDelay(state.attempts, this.config.RETRY_BACKOFF_BASE_MS, this.config.RETRY_BACKOFF_MAX_MS);
@@ -197,6 +210,7 @@ export class GenerationService {
       };
     } finally {
       admission.started();
+      admission.finished();
       // Also reached when the caller stops reading mid-stream (cancel): the
       // engine request is closed by now, and the call is metered as aborted.
       if (!state.recorded) {

@@ -9,6 +9,12 @@ export interface RouteRequest {
   priority: string;
   /** Requests with the same key should share an engine (session affinity); conversation id, else user. */
   sessionKey?: string;
+  /** Interactive calls: when (ms since epoch) prefill must be done for the TTFT target; engines that cannot are avoided. */
+  prefillDeadline?: number;
+  /** The prompt's shape, for the prefill estimate (computed once per call). */
+  prompt?: import('../flow/headroom').PromptShape;
+  /** Set by the picker: estimated prompt tokens the chosen engine must prefill (not in its prefix cache). */
+  uncachedTokens?: number;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Logger } from '@ai-platform/platform';
 import type { Engine } from '../engines/engine';
 import { prefixHitEstimate, routingDecisions } from '../metrics';
-import { PromptBlocks } from './prefix-hash';
+import { CHARS_PER_TOKEN, PromptBlocks } from './prefix-hash';
 import type { EnginePicker, RouteRequest } from './picker';
 import type { Scorer, ScoringContext } from './scorers';
 
@@ -44,7 +44,7 @@ export class RoutingPipeline implements EnginePicker {
       if (kept.length > 0) pool = kept;
     }
     const sorted = [...pool].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const context: ScoringContext = { blocks: new PromptBlocks(request.messages), sessionKey: request.sessionKey ?? '', prefixHits: new Map() };
+    const context: ScoringContext = { blocks: request.prompt?.blocks ?? new PromptBlocks(request.messages), sessionKey: request.sessionKey ?? '', prefixHits: new Map() };
     const totals = new Array<number>(sorted.length).fill(0);
     const parts: Record<string, number[]> = {};
     if (this.picker === 'max-score') {
@@ -60,6 +60,9 @@ export class RoutingPipeline implements EnginePicker {
 
     routingDecisions.inc({ strategy: this.name, engine: chosen.id });
     const hit = context.prefixHits.get(chosen);
+    let chars = 0;
+    for (const message of request.messages) chars += message.role.length + message.content.length;
+    request.uncachedTokens = Math.ceil(chars / CHARS_PER_TOKEN) * (1 - (hit ?? 0));
     if (hit !== undefined) prefixHitEstimate.observe({ model: request.model }, hit);
     if (this.logger?.isLevelEnabled('debug')) {
       this.logger.debug(
