@@ -210,4 +210,33 @@ describe('ledger and tenant isolation in the database', () => {
       client.release();
     }
   });
+
+  it('the one-round-trip Reserve (billing.reserve_hold) works for a non-owner role under row-level security and scopes itself to its tenant', async () => {
+    const tenant = newTenant();
+    await billing.client.reserve({ tenantId: tenant, model: MODEL, inputTokens: 1, maxOutputTokens: 1 }); // creates the account
+    const role = `billing_rls_test_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+    const client = await billing.pool.connect();
+    const call = (base: number) =>
+      client.query(`SELECT outcome, amount_micros::text AS amount, balance_micros::text AS balance FROM billing.reserve_hold($1, 'u', 'k', 'r', $2, 1, 1, 0, 0, 0, $3, 60, NULL)`, [tenant, MODEL, base]);
+    try {
+      await client.query(`CREATE ROLE ${role} NOLOGIN`);
+      await client.query(`GRANT USAGE ON SCHEMA billing TO ${role}`);
+      await client.query(`GRANT SELECT, UPDATE ON billing.accounts TO ${role}`);
+      await client.query(`GRANT SELECT, INSERT ON billing.reservations TO ${role}`);
+      await client.query(`GRANT SELECT ON billing.ledger_entries TO ${role}`);
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL ROLE ${role}`);
+      await client.query(`SELECT set_config('app.tenant_id', 'some-other-tenant', true)`);
+      expect((await call(7)).rows[0]).toMatchObject({ outcome: 'held', amount: '7', balance: GRANT_MICROS.toString() });
+      expect((await call(Number(GRANT_MICROS))).rows[0]).toMatchObject({ outcome: 'insufficient', amount: GRANT_MICROS.toString() });
+      const mine = await client.query(`SELECT count(*)::int AS n FROM billing.reservations WHERE tenant_id = $1 AND amount_micros = 7`, [tenant]);
+      expect(mine.rows[0].n).toBe(1); // the function set app.tenant_id to its tenant for the rest of the transaction
+      await client.query('ROLLBACK');
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query(`DROP OWNED BY ${role}`).catch(() => undefined);
+      await client.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+      client.release();
+    }
+  });
 });
