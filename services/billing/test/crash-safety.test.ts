@@ -21,6 +21,11 @@ afterAll(async () => {
   billing?.kill('SIGKILL');
   if (pool) await dropMeterPending(pool, prefix);
   await pool?.end();
+  // The run's own topics go too (the shared broker would otherwise keep one pair per run).
+  const admin = createKafka(process.env.KAFKA_BROKERS!.split(','), `crashtest-${run}-cleanup`, createLogger('crashtest', 'error')).admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [topic, `${topic}.dlq`] }).catch(() => undefined);
+  await admin.disconnect();
 });
 
 async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
