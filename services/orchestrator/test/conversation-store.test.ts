@@ -33,6 +33,13 @@ describe('ConversationStore', () => {
     expect(await store.history(conversation, 0)).toEqual([]);
   });
 
+  it('stores a turn of several messages in one go, in their order, with the answer last', async () => {
+    const conversation = await store.create(`t-${randomUUID()}`, 'u1', 'm');
+    const messages = [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'q1' }, { role: 'assistant', content: 'prior' }, { role: 'user', content: 'q2' }];
+    await store.appendTurn(conversation, { requestId: 'req-1', messages, answer: 'a', complete: true, inputTokens: 7, outputTokens: 1 });
+    expect(await store.history(conversation, 10)).toEqual([...messages, { role: 'assistant', content: 'a' }]);
+  });
+
   it('never finds another tenant\'s or another user\'s conversation', async () => {
     const conversation = await store.create(`t-${randomUUID()}`, 'owner', 'm');
     expect(await store.find(conversation.tenantId, 'owner', conversation.id)).toMatchObject({ id: conversation.id });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { Database, LOGGER, withTenantTransaction, withTransaction, type Logger, type Pool } from '@ai-platform/platform';
+import { Database, LOGGER, withTenantTransaction, type Logger, type Pool } from '@ai-platform/platform';
 import { generateApiKey, hashSecret, parseApiKey, secretMatches } from './api-key';
 
 /** A key's owner as stored; the authenticator turns it into a Principal. */
@@ -38,17 +38,17 @@ export class IdentityStore {
   /** Resolves a presented key to its principal; undefined for unknown, wrong, revoked or expired keys. */
   async authenticate(presented: string): Promise<KeyOwner | undefined> {
     const parsed = parseApiKey(presented);
-    if (!parsed) return undefined;
-    const row = await withTransaction(this.pool, async (client) => {
-      await client.query(`SELECT set_config('app.key_lookup', 'on', true)`);
-      const { rows } = await client.query(
-        `SELECT k.tenant_id, k.user_id, k.secret_hash, k.scopes, t.tier, t.limits
-           FROM gateway.api_keys k JOIN gateway.tenants t ON t.id = k.tenant_id
-          WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())`,
-        [parsed.id],
-      );
-      return rows[0];
-    });
+    if (!parsed || !/^[A-Za-z0-9]{12,32}$/.test(parsed.id)) return undefined;
+    // One round trip: a multi-statement simple query runs as one implicit transaction, so the
+    // transaction-local key_lookup setting (the RLS bypass for this look-up) holds for the SELECT
+    // and ends with it. Inlining the id is safe: parseApiKey admits only [A-Za-z0-9]{12,32}.
+    const results = (await this.pool.query(
+      `SELECT set_config('app.key_lookup', 'on', true);
+       SELECT k.tenant_id, k.user_id, k.secret_hash, k.scopes, t.tier, t.limits
+         FROM gateway.api_keys k JOIN gateway.tenants t ON t.id = k.tenant_id
+        WHERE k.id = '${parsed.id}' AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())`,
+    )) as unknown as Array<{ rows: Array<{ tenant_id: string; user_id: string; secret_hash: Buffer; scopes: string[]; tier: string; limits: unknown }> }>;
+    const row = results[1]?.rows[0];
     // Compare even when the key id is unknown so timing does not reveal which ids exist.
     const matches = secretMatches(parsed.secret, row?.secret_hash ?? Buffer.alloc(32));
     if (!row || !matches) return undefined;

@@ -45,8 +45,9 @@ export class ChatHandler implements OnApplicationShutdown {
       if (!ROLES.has(message.role)) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, `unsupported message role ${JSON.stringify(message.role)}`);
     }
 
-    const conversation = await this.resolveConversation(tenantId, userId, request);
-    const history = await this.store.history(conversation, this.config.HISTORY_MAX_MESSAGES);
+    const { conversation, isNew } = await this.resolveConversation(tenantId, userId, request);
+    // A conversation created for this turn has no history yet: no read.
+    const history = isNew ? [] : await this.store.history(conversation, this.config.HISTORY_MAX_MESSAGES);
     yield { event: { case: 'started', value: { conversationId: conversation.id, model: request.model } } };
 
     let answer = '';
@@ -92,11 +93,11 @@ export class ChatHandler implements OnApplicationShutdown {
     yield { event: { case: 'finished', value: { finishReason: finished.finishReason, usage: finished.usage } } };
   }
 
-  private async resolveConversation(tenantId: string, userId: string, request: orchestrator.ChatRequest): Promise<Conversation> {
-    if (!request.conversationId) return this.store.create(tenantId, userId, request.model);
+  private async resolveConversation(tenantId: string, userId: string, request: orchestrator.ChatRequest): Promise<{ conversation: Conversation; isNew: boolean }> {
+    if (!request.conversationId) return { conversation: await this.store.create(tenantId, userId, request.model), isNew: true };
     if (!UUID.test(request.conversationId)) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'conversation id must be a UUID');
     const found = await this.store.find(tenantId, userId, request.conversationId);
     if (!found) throw new GrpcError(GrpcStatus.NOT_FOUND, `conversation ${request.conversationId} not found`);
-    return found;
+    return { conversation: found, isNew: false };
   }
 }

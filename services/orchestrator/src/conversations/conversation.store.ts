@@ -35,11 +35,10 @@ export class ConversationStore {
     });
   }
 
+  /** One round trip (orchestrator.create_conversation, migration 002). */
   async create(tenantId: string, userId: string, model: string): Promise<Conversation> {
     const id = randomUUID();
-    await withTenantTransaction(this.pool, tenantId, (client) =>
-      client.query(`INSERT INTO orchestrator.conversations (id, tenant_id, user_id, model) VALUES ($1, $2, $3, $4)`, [id, tenantId, userId, model]),
-    );
+    await this.pool.query(`SELECT orchestrator.create_conversation($1, $2, $3, $4)`, [id, tenantId, userId, model]);
     return { id, tenantId, userId, model };
   }
 
@@ -63,20 +62,12 @@ export class ConversationStore {
     turn: { requestId?: string; messages: StoredMessage[]; answer: string; complete: boolean; inputTokens?: number; outputTokens?: number },
   ): Promise<string> {
     const answerId = randomUUID();
-    await withTenantTransaction(this.pool, conversation.tenantId, async (client) => {
-      for (const message of turn.messages) {
-        await client.query(
-          `INSERT INTO orchestrator.messages (id, conversation_id, tenant_id, role, content, request_id) VALUES ($1, $2, $3, $4, $5, $6)`,
-          [randomUUID(), conversation.id, conversation.tenantId, message.role, message.content, turn.requestId ?? null],
-        );
-      }
-      await client.query(
-        `INSERT INTO orchestrator.messages (id, conversation_id, tenant_id, role, content, status, request_id, input_tokens, output_tokens)
-         VALUES ($1, $2, $3, 'assistant', $4, $5, $6, $7, $8)`,
-        [answerId, conversation.id, conversation.tenantId, turn.answer, turn.complete ? 'complete' : 'incomplete', turn.requestId ?? null, turn.inputTokens ?? null, turn.outputTokens ?? null],
-      );
-      await client.query(`UPDATE orchestrator.conversations SET updated_at = now() WHERE id = $1`, [conversation.id]);
-    });
+    // One round trip (orchestrator.append_turn, migration 002): the messages in order, the answer, updated_at.
+    await this.pool.query(`SELECT orchestrator.append_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
+      conversation.id, conversation.tenantId, turn.requestId ?? null,
+      turn.messages.map((message) => message.role), turn.messages.map((message) => message.content),
+      answerId, turn.answer, turn.complete ? 'complete' : 'incomplete', turn.inputTokens ?? null, turn.outputTokens ?? null,
+    ]);
     return answerId;
   }
 }
