@@ -23,6 +23,13 @@ export const generatedTokens = new Counter({
   registers: [metricsRegistry],
 });
 
+export const enginePrefillBacklog = new Gauge({
+  name: 'inference_engine_prefill_backlog_tokens',
+  help: 'Estimated uncached prompt tokens of our requests on each engine that have no first token yet (the prefill backlog admission counts)',
+  labelNames: ['engine'] as const,
+  registers: [metricsRegistry],
+});
+
 export const engineInFlight = new Gauge({
   name: 'inference_engine_inflight_requests',
   help: 'Requests this scheduler has open on each engine',

@@ -1,4 +1,5 @@
 import type { Engine } from '../engines/engine';
+import { enginePrefillBacklog } from '../metrics';
 
 /**
  * Prefill backlog: an engine computes prompts one prefill at a time, so a new
@@ -17,10 +18,12 @@ export function prefillWaitMs(engine: Engine, tokensPerSecond: number): number {
 export function beginPrefill(engine: Engine, tokens: number): () => void {
   const counted = Math.max(0, Math.round(tokens));
   engine.pendingPrefillTokens += counted;
+  enginePrefillBacklog.set({ engine: engine.id }, engine.pendingPrefillTokens);
   let done = false;
   return () => {
     if (done) return;
     done = true;
     engine.pendingPrefillTokens = Math.max(0, engine.pendingPrefillTokens - counted);
+    enginePrefillBacklog.set({ engine: engine.id }, engine.pendingPrefillTokens);
   };
 }
