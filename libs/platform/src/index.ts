@@ -22,3 +22,4 @@ export * from './redis/redis';
 export * from './postgres/postgres';
 export * from './http/request-hooks';
 export * from './postgres/database';
+export * from './lifecycle/periodic-task';

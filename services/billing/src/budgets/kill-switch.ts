@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { LOGGER, type Logger, type Pool, type Redis } from '@ai-platform/platform';
+import { LOGGER, type Logger, PeriodicTask, type Pool, type Redis } from '@ai-platform/platform';
 import { PG_POOL, REDIS } from '../infra/tokens';
 import { killSwitchKey, type BudgetScope } from './periods';
 
@@ -21,15 +21,16 @@ export interface SwitchOn {
  */
 @Injectable()
 export class KillSwitch {
-  private timer?: NodeJS.Timeout;
   private pending = false;
-  private running?: Promise<void>;
+  private readonly task: PeriodicTask<void>;
 
   constructor(
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(REDIS) private readonly redis: Redis | undefined,
-  ) {}
+  ) {
+    this.task = new PeriodicTask('kill switch reconcile', () => this.pass(), logger, undefined);
+  }
 
   /** A transaction tripped a switch: reconcile once it has committed (call flush after commit). */
   afterCommit(_switch: SwitchOn): void {
@@ -43,13 +44,11 @@ export class KillSwitch {
   }
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => void this.reconcile(), intervalMs);
-    this.timer.unref();
+    if (this.redis) this.task.start(intervalMs);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   async lifted(tenantId: string, scope: BudgetScope, subject: string): Promise<void> {
@@ -57,11 +56,7 @@ export class KillSwitch {
   }
 
   reconcile(): Promise<void> {
-    if (!this.redis) return Promise.resolve();
-    this.running ??= this.pass()
-      .catch((error) => this.logger.warn({ err: error }, 'kill switch reconcile failed'))
-      .finally(() => (this.running = undefined));
-    return this.running;
+    return this.redis ? this.task.runOnce() : Promise.resolve();
   }
 
   private async pass(): Promise<void> {

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { LOGGER, type Logger, type Pool } from '@ai-platform/platform';
+import { LOGGER, type Logger, PeriodicTask, type Pool } from '@ai-platform/platform';
 import { PG_POOL } from '../infra/tokens';
 
 /**
@@ -18,33 +18,29 @@ const MAX_ATTEMPTS = 12;
 /** Delivers queued alert webhooks with the Standard Webhooks headers; retries with backoff. */
 @Injectable()
 export class WebhookSender {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  private readonly task: PeriodicTask<void>;
   private stopped = true;
 
   constructor(
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(PG_POOL) private readonly pool: Pool,
-  ) {}
+  ) {
+    this.task = new PeriodicTask('webhook delivery pass', () => this.pass(), logger, undefined);
+  }
 
   start(intervalMs: number): void {
     this.stopped = false;
-    this.timer = setInterval(() => void this.deliverDue(), intervalMs);
-    this.timer.unref();
+    this.task.start(intervalMs);
   }
 
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
-    await this.running;
+    return this.task.stop();
   }
 
   deliverDue(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    this.running ??= this.pass()
-      .catch((error) => this.logger.warn({ err: error }, 'webhook delivery pass failed'))
-      .finally(() => (this.running = undefined));
-    return this.running;
+    return this.task.runOnce();
   }
 
   private async pass(): Promise<void> {

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CONFIG, LOGGER, type Logger, type Pool } from '@ai-platform/platform';
+import { CONFIG, LOGGER, type Logger, PeriodicTask, type Pool } from '@ai-platform/platform';
 import type { BillingConfig } from '../config';
 import { PG_POOL, STRIPE } from '../infra/tokens';
 import { StripeCustomers } from './customers';
@@ -17,8 +17,7 @@ import { TopUps } from './top-ups';
  */
 @Injectable()
 export class AutoTopUp {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<number>;
+  private readonly task: PeriodicTask<number>;
 
   constructor(
     @Inject(CONFIG) private readonly config: BillingConfig,
@@ -27,27 +26,20 @@ export class AutoTopUp {
     @Inject(STRIPE) private readonly stripe: StripeClient | undefined,
     @Inject(StripeCustomers) private readonly customers: StripeCustomers,
     @Inject(TopUps) private readonly topUps: TopUps,
-  ) {}
-
-  start(): void {
-    if (!this.stripe) return;
-    this.timer = setInterval(() => void this.runOnce(), this.config.AUTO_TOPUP_INTERVAL_MS);
-    this.timer.unref();
+  ) {
+    this.task = new PeriodicTask('auto top-up pass', () => this.pass(), logger, 0);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+  start(): void {
+    if (this.stripe) this.task.start(this.config.AUTO_TOPUP_INTERVAL_MS);
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   runOnce(): Promise<number> {
-    this.running ??= this.pass()
-      .catch((error) => {
-        this.logger.warn({ err: error }, 'auto top-up pass failed');
-        return 0;
-      })
-      .finally(() => (this.running = undefined));
-    return this.running;
+    return this.task.runOnce();
   }
 
   private async pass(): Promise<number> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { CONFIG, LOGGER, withTransaction, type Logger, type Pool, type PoolClient } from '@ai-platform/platform';
+import { CONFIG, LOGGER, type Logger, PeriodicTask, type Pool, type PoolClient, withTransaction } from '@ai-platform/platform';
 import type { BillingConfig } from '../config';
 import { PG_POOL, STRIPE } from '../infra/tokens';
 import { StripeCustomers } from './customers';
@@ -18,8 +18,7 @@ import type { StripeClient } from './stripe.client';
  */
 @Injectable()
 export class MeterReporter {
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<number>;
+  private readonly task: PeriodicTask<number>;
 
   constructor(
     @Inject(CONFIG) private readonly config: BillingConfig,
@@ -27,7 +26,9 @@ export class MeterReporter {
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(STRIPE) private readonly stripe: StripeClient | undefined,
     @Inject(StripeCustomers) private readonly customers: StripeCustomers,
-  ) {}
+  ) {
+    this.task = new PeriodicTask('meter report pass', () => this.pass(), logger, 0);
+  }
 
   /** Called by settlement in its transaction. */
   static async addPending(client: PoolClient, rows: Array<{ tenantId: string; micros: bigint }>): Promise<void> {
@@ -39,25 +40,16 @@ export class MeterReporter {
   }
 
   start(): void {
-    if (!this.stripe) return;
-    this.timer = setInterval(() => void this.runOnce(), this.config.METER_REPORT_INTERVAL_MS);
-    this.timer.unref();
+    if (this.stripe) this.task.start(this.config.METER_REPORT_INTERVAL_MS);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One pass: batch what is pending, then send what is due. Returns how many reports were sent. */
   runOnce(): Promise<number> {
-    this.running ??= this.pass()
-      .catch((error) => {
-        this.logger.warn({ err: error }, 'meter report pass failed');
-        return 0;
-      })
-      .finally(() => (this.running = undefined));
-    return this.running;
+    return this.task.runOnce();
   }
 
   private async pass(): Promise<number> {
