@@ -44,7 +44,9 @@ afterAll(async () => {
 async function get(path: string, token = tenant.apiKey): Promise<any> {
   const response = await fetch(`${stack.gatewayUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
   expect(response.status, `${path}: ${response.status}`).toBe(200);
-  return response.json();
+  const text = await response.text();
+  expect(text, `${path} leaks protobuf internals`).not.toContain('$typeName');
+  return JSON.parse(text);
 }
 
 async function sql<T = any>(text: string, values: unknown[] = []): Promise<T[]> {

@@ -11,7 +11,9 @@ import { UpstreamClients } from '../upstream/upstream.clients';
 import { closeKillSwitchGuard, killSwitchGuard } from './kill-switch.guard';
 import { registerStripeWebhookRoute } from './stripe-webhook.route';
 
-const json = (value: unknown): unknown => JSON.parse(JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v)));
+/** A protobuf message as public JSON: int64 as strings, protobuf-es internals ($typeName, $unknown) left out. */
+const json = (value: unknown): unknown =>
+  JSON.parse(JSON.stringify(value, (key, v) => (key.startsWith('$') ? undefined : typeof v === 'bigint' ? v.toString() : v)));
 const date = (value: unknown, name: string) => {
   if (value === undefined || value === '') return undefined;
   const parsed = new Date(String(value));
