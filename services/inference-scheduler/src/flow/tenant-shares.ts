@@ -97,24 +97,22 @@ export function tenantShares(input: SharesInput): Shares {
  * The engines' prefill a tenant may hold while others wait, by tokens: what
  * all engines prefill in this long, divided among the active tenants. With 8
  * engines and 5 tenants that is 1.6 engine-seconds: one cold long prompt of a
- * second plus short or cached ones, but not two cold ones.
+ * second plus a cached one, but not two cold ones.
  */
 export const PREFILL_SHARE_HORIZON_MS = 1_000;
 
 /**
  * Whether a call estimated at `tokens` uncached prompt tokens keeps its tenant
- * within its prefill share. By tokens when they are estimated: a tenant with
- * nothing in prefill may always send one call, however long; otherwise the
- * call must fit in what is left of its share, unless it is short (at most
- * 1/16 of the share: a cached prompt, whose prefill delays nobody noticeably;
- * such calls are still bounded by the running share). Without estimates, by calls.
+ * within its prefill share: fewer calls without a first token than its share
+ * of the engines (engines ÷ active tenants, rounded up), and, when tokens are
+ * estimated, their uncached tokens with this call's within its token share
+ * (a tenant with nothing in prefill may always send one call, however long).
+ * So a tenant flooding cold long prompts has one of them in the engines'
+ * prefill at a time, not one per engine of its share.
  */
 export function withinPrefillShare(shares: Shares, tenantId: string, tokens: number | undefined): boolean {
-  if (shares.prefillTokenShare === undefined || tokens === undefined) return (shares.prefilling.get(tenantId) ?? 0) < shares.prefillShare;
-  if ((shares.prefilling.get(tenantId) ?? 0) === 0) return true;
-  const share = shares.prefillTokenShare;
-  return tokens <= share / SHORT_PROMPT_SHARE_DIVISOR || (shares.prefillTokens.get(tenantId) ?? 0) + tokens <= share;
+  const calls = shares.prefilling.get(tenantId) ?? 0;
+  if (calls >= shares.prefillShare) return false;
+  if (calls === 0 || shares.prefillTokenShare === undefined || tokens === undefined) return true;
+  return (shares.prefillTokens.get(tenantId) ?? 0) + tokens <= shares.prefillTokenShare;
 }
-
-/** A call whose uncached tokens are at most this fraction (1/n) of a tenant's prefill share is short. */
-export const SHORT_PROMPT_SHARE_DIVISOR = 16;
