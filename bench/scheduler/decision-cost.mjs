@@ -7,7 +7,7 @@ import { root, percentile } from './harness.mjs';
 const require = createRequire(import.meta.url);
 const { Engine } = require(`${root}/services/inference-scheduler/dist/engines/engine.js`);
 const { buildRoutingPipeline } = require(`${root}/services/inference-scheduler/dist/routing/routing-config.js`);
-const { atRunningLimit, engineMeets, laneSlots, promptShape, uncachedTokens } = require(`${root}/services/inference-scheduler/dist/flow/headroom.js`);
+const { atRunningLimit, engineMeets, laneSlots, promptShape } = require(`${root}/services/inference-scheduler/dist/flow/headroom.js`);
 
 export function decisionCost({ engines: count = 64, decisions = 20_000 } = {}) {
   const engines = Array.from({ length: count }, (_, i) => {
@@ -23,13 +23,11 @@ export function decisionCost({ engines: count = 64, decisions = 20_000 } = {}) {
   const request = (i) => ({ model: 'm', tenantId: 't', priority: 'interactive_standard', messages: [{ role: 'system', content: system(i % 128) }, { role: 'user', content: `question ${i} about item ${i * 7}` }] });
   const saturation = { maxLoad: 64, maxWaiting: 64, maxKvUsage: 0.99, metricsStaleMs: 3_600_000, staleMaxInFlight: 1 };
   const policy = { limits: saturation, batchShare: 0.5, prefillTokensPerSecond: 10_000, premiumTargetMs: 2_000 };
-  // One decision as FlowController and EngineSelector make it: the prompt's blocks once, admission's uncached-token estimate, the engines with room for the lane
+  // One decision as EngineSelector makes it: the prompt's blocks once, the engines with room for the lane
   // that can finish its prefill in time (prefix index lookup per engine), then the routing pipeline.
-  // Admission's estimate of the call's uncached tokens (its claim on its tenant's prefill share) is counted too.
   const decide = (req) => {
     req.prompt = promptShape(req.messages);
     const now = Date.now();
-    req.uncached = uncachedTokens(engines, req.prompt, now);
     let usable = engines.filter((e) => laneSlots(e, 'interactive_standard', policy, now) > 0);
     const inTime = usable.filter((e) => !atRunningLimit(e) && engineMeets(e, 'interactive_standard', req.prompt, 4_500, policy));
     if (inTime.length > 0) usable = inTime;

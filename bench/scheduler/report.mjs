@@ -58,6 +58,6 @@ Other tenants' TTFT p99 change: ${n.others_ttft_p99_increase_pct}% (target: at m
 
 ## Cost of one routing decision
 
-prefix + load over ${d.engines} engines, ${d.decisions} decisions (each: the prompt's block hashes, admission's uncached-token estimate (a prefix-index lookup per engine), the lane-headroom and prefill-deadline checks of every engine as \`EngineSelector\` makes them — a prefix-index lookup per engine — then the routing pipeline), prompts of ${d.prompt_chars} characters (~${Math.round(d.prompt_chars / 4)} tokens), 128 groups: wall p50 ${d.p50_ms} ms, **p99 ${d.p99_ms} ms**, max ${d.max_ms} ms; CPU time of the process per decision p50 ${d.cpu_p50_ms} ms, p99 ${d.cpu_p99_ms} ms (target: p99 ≤ 1 ms; wall time on this shared machine includes preemption by other processes).
+prefix + load over ${d.engines} engines, ${d.decisions} decisions (each: the prompt's block hashes, the lane-headroom and prefill-deadline checks of every engine as \`EngineSelector\` makes them — a prefix-index lookup per engine — then the routing pipeline), prompts of ${d.prompt_chars} characters (~${Math.round(d.prompt_chars / 4)} tokens), 128 groups: wall p50 ${d.p50_ms} ms, **p99 ${d.p99_ms} ms**, max ${d.max_ms} ms; CPU time of the process per decision p50 ${d.cpu_p50_ms} ms, p99 ${d.cpu_p99_ms} ms (target: p99 ≤ 1 ms; wall time on this shared machine includes preemption by other processes).
 `;
 }

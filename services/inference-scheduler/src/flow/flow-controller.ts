@@ -7,16 +7,16 @@ import { queueDepth, queueWait } from '../metrics';
 import { ProviderRegistry } from '../providers/provider-registry';
 import { FairQueue } from './fair-queue';
 import { LANES, lanesAtOrAbove, QUEUE_SHARE_OF_TTFT_TARGET, type Lane } from './lanes';
-import { headroomPolicy, laneSlots, meetsPrefillDeadline, prefillBudgetMs, uncachedTokens, type HeadroomPolicy, type PromptShape } from './headroom';
-import { AdmissionLedger, type Admission } from './admission-ledger';
+import { headroomPolicy, laneSlots, meetsPrefillDeadline, prefillBudgetMs, type HeadroomPolicy, type PromptShape } from './headroom';
 import { refusal, type RefusalReason } from './refusal';
 import { saturationLimits, type SaturationLimits } from './saturation';
-import { mayStart, servedBefore } from './tenant-running';
-import { tenantShares, unlimitedShares, withinPrefillShare, type Shares } from './tenant-shares';
-import { ThroughputMeter } from './throughput';
 
 export { saturationLimits } from './saturation';
-export type { Admission } from './admission-ledger';
+
+
+import { mayStart, servedBefore, TenantRunning } from './tenant-running';
+import { laneKey, tenantShares, unlimitedShares, type Shares } from './tenant-shares';
+import { ThroughputMeter } from './throughput';
 
 export interface AdmissionRequest {
   model: string;
@@ -25,6 +25,18 @@ export interface AdmissionRequest {
   signal: AbortSignal;
   /** The prompt, for the prefill estimate of interactive calls; without it only slots count. */
   prompt?: PromptShape;
+}
+
+export interface Admission {
+  /** Send to an overflow provider: the local pool could not take the request within its deadline. */
+  overflow: boolean;
+  waitedMs: number;
+  /** Call once the first attempt holds its engine (or the call ended): frees the reserved slot. */
+  started(): void;
+  /** Call at the first token: the call no longer waits (its tenant no longer holds others at their share). */
+  firstToken(): void;
+  /** Call when the call ended (any outcome): the tenant's running count drops and waiters may go. */
+  finished(): void;
 }
 
 interface Waiter extends AdmissionRequest {
@@ -46,7 +58,11 @@ interface Waiter extends AdmissionRequest {
 @Injectable()
 export class FlowController {
   private readonly lanes = new Map<Lane, FairQueue<Waiter>>(LANES.map((lane) => [lane, new FairQueue<Waiter>()]));
-  private readonly ledger = new AdmissionLedger(() => this.pump());
+  /** Slots granted whose first attempt has not taken its engine yet, per model. */
+  private readonly reserved = new Map<string, number>();
+  private readonly running = new TenantRunning();
+  /** Admitted calls without a first token yet: still waiting, in the engine's queue or prefill. */
+  private readonly awaitingFirstToken = new TenantRunning();
   private readonly throughput = new ThroughputMeter(10_000);
   private readonly limits: SaturationLimits;
   private readonly headroom: HeadroomPolicy;
@@ -72,22 +88,19 @@ export class FlowController {
   }
 
   reservedSlots(): number {
-    return this.ledger.reservedSlots();
+    let total = 0;
+    for (const count of this.reserved.values()) total += count;
+    return total;
   }
 
   /** Admitted calls not finished yet, of one tenant or of all (for tests and the leak checks). */
   runningCalls(model?: string, tenantId?: string): number {
-    return model !== undefined && tenantId !== undefined ? this.ledger.running.count(model, tenantId) : this.ledger.running.total();
+    return model !== undefined && tenantId !== undefined ? this.running.count(model, tenantId) : this.running.total();
   }
 
   /** Admitted calls without a first token yet (for the leak checks). */
   callsAwaitingFirstToken(): number {
-    return this.ledger.awaitingFirstToken.total();
-  }
-
-  /** Estimated uncached prompt tokens of those calls (for the leak checks). */
-  prefillTokensAwaitingFirstToken(): number {
-    return this.ledger.prefillTokens.total();
+    return this.awaitingFirstToken.total();
   }
 
   targetMs(lane: Lane): number {
@@ -187,7 +200,7 @@ export class FlowController {
       for (;;) {
         const waiter = queue.take(
           (item) => capacity(item.model) > 0 && this.tenantMayStart(item, sharesOf(item.model)) && this.fits(item, Date.now() - item.enqueuedAt),
-          (head) => this.ledger.running.count(head.model, head.tenantId),
+          (head) => this.running.count(head.model, head.tenantId),
         );
         if (!waiter) break;
         const model = waiter.model;
@@ -196,10 +209,8 @@ export class FlowController {
         const left = (waiting.get(waiter.tenantId) ?? 1) - 1;
         if (left > 0) waiting.set(waiter.tenantId, left);
         else waiting.delete(waiter.tenantId);
-        const taken = sharesOf(model);
-        taken.blocking.add(waiter.tenantId);
-        taken.prefilling.set(waiter.tenantId, (taken.prefilling.get(waiter.tenantId) ?? 0) + 1);
-        taken.prefillTokens.set(waiter.tenantId, (taken.prefillTokens.get(waiter.tenantId) ?? 0) + (this.prefillCost(waiter) ?? 0));
+        sharesOf(model).blocking.add(waiter.tenantId);
+        sharesOf(model).prefilling.set(waiter.tenantId, (sharesOf(model).prefilling.get(waiter.tenantId) ?? 0) + 1);
         waiter.cleanup();
         this.updateDepth(lane);
         waiter.resolve(this.grant(waiter, waiter.enqueuedAt, false));
@@ -208,13 +219,41 @@ export class FlowController {
   }
 
   private grant(request: AdmissionRequest, since: number, overflow: boolean): Admission {
-    return this.ledger.grant(request, since, overflow, this.prefillCost(request));
-  }
-
-  /** Estimated uncached prompt tokens of the call (its claim on the engines' prefill); undefined without a prompt or a prefill rate. */
-  private prefillCost(request: AdmissionRequest): number | undefined {
-    if (!request.prompt || this.headroom.prefillTokensPerSecond <= 0) return undefined;
-    return uncachedTokens(this.pool.candidates(request.model), request.prompt);
+    const waitedMs = Date.now() - since;
+    queueWait.observe({ priority: request.lane, result: 'admitted' }, waitedMs / 1000);
+    if (overflow) return { overflow, waitedMs, started: () => undefined, firstToken: () => undefined, finished: () => undefined };
+    this.reserved.set(request.model, (this.reserved.get(request.model) ?? 0) + 1);
+    this.running.add(request.model, request.tenantId);
+    this.awaitingFirstToken.add(laneKey(request.model, request.lane), request.tenantId);
+    let started = false;
+    let finished = false;
+    let firstToken = false;
+    const first = () => {
+      if (firstToken) return;
+      firstToken = true;
+      this.awaitingFirstToken.remove(laneKey(request.model, request.lane), request.tenantId);
+    };
+    const start = () => {
+      if (started) return;
+      started = true;
+      const left = (this.reserved.get(request.model) ?? 1) - 1;
+      if (left > 0) this.reserved.set(request.model, left);
+      else this.reserved.delete(request.model);
+    };
+    return {
+      overflow,
+      waitedMs,
+      started: start,
+      firstToken: first,
+      finished: () => {
+        if (finished) return;
+        finished = true;
+        start();
+        first();
+        this.running.remove(request.model, request.tenantId);
+        this.pump();
+      },
+    };
   }
 
   /**
@@ -227,7 +266,7 @@ export class FlowController {
     let slots = 0;
     for (const engine of this.pool.candidates(model)) if (engine.breaker.allows(now)) slots += laneSlots(engine, lane, this.headroom, now);
     // Granted calls not on an engine yet will take slots of some lane: all of them count against every lane.
-    return slots - (this.ledger.reservedSlots(model));
+    return slots - (this.reserved.get(model) ?? 0);
   }
 
   /** Whether some engine with room for the call can also finish its prefill in time (see headroom.ts); without a prompt only slots count. */
@@ -242,12 +281,11 @@ export class FlowController {
   private tenantShares(model: string, lane: Lane): Shares {
     const queued = lanesAtOrAbove(lane).map((above) => this.lanes.get(above)!.countsByTenant((item) => item.model === model));
     if (!this.config.TENANT_FAIR_SHARE) return unlimitedShares(queued);
-    const { running, awaitingFirstToken, prefillTokens } = this.ledger;
-    return tenantShares({ model, lane, queued, running, awaitingFirstToken, prefillTokens, prefillTokensPerSecond: this.headroom.prefillTokensPerSecond, engines: this.pool.candidates(model), limits: this.limits });
+    return tenantShares({ model, lane, queued, running: this.running, awaitingFirstToken: this.awaitingFirstToken, engines: this.pool.candidates(model), limits: this.limits });
   }
 
   private tenantMayStart(request: AdmissionRequest, shares: Shares): boolean {
-    const underShare = this.ledger.running.count(request.model, request.tenantId) < shares.share && withinPrefillShare(shares, request.tenantId, this.prefillCost(request));
+    const underShare = this.running.count(request.model, request.tenantId) < shares.share && (shares.prefilling.get(request.tenantId) ?? 0) < shares.prefillShare;
     return mayStart(underShare, shares.blocking, request.tenantId);
   }
 

@@ -58,23 +58,6 @@ export function prefillEtaMs(engine: Engine, policy: HeadroomPolicy, prompt?: Pr
   return ((engine.pendingPrefillTokens + own) * 1000) / policy.prefillTokensPerSecond;
 }
 
-/**
- * Estimated uncached tokens of the prompt where routing will most likely send
- * it: its tokens less the longest cached prefix our index knows on any usable
- * engine (prefix-aware routing prefers that engine).
- */
-export function uncachedTokens(engines: readonly Engine[], prompt: PromptShape, now = Date.now()): number {
-  let best = 0;
-  for (const engine of engines) {
-    if (engine.kind !== 'vllm' || !engine.breaker.allows(now)) continue;
-    const hashes = prompt.blocks.forBlockSize(engine.blockSize);
-    if (hashes.length === 0) continue;
-    best = Math.max(best, engine.prefixIndex.matchedPrefix(hashes) / hashes.length);
-    if (best >= 1) break;
-  }
-  return prompt.tokens * (1 - best);
-}
-
 /** How long from now a call of `lane` that has waited `waitedMs` may take to finish its prefill. */
 export function prefillBudgetMs(lane: Lane, targetMs: number, waitedMs: number, policy: HeadroomPolicy): number {
   if (lane === 'batch') return policy.premiumTargetMs * PREFILL_SHARE_OF_TTFT_TARGET * policy.batchShare;

@@ -6,15 +6,15 @@
 export class TenantRunning {
   private readonly byModel = new Map<string, Map<string, number>>();
 
-  add(model: string, tenantId: string, amount = 1): void {
+  add(model: string, tenantId: string): void {
     let tenants = this.byModel.get(model);
     if (!tenants) this.byModel.set(model, (tenants = new Map()));
-    tenants.set(tenantId, (tenants.get(tenantId) ?? 0) + amount);
+    tenants.set(tenantId, (tenants.get(tenantId) ?? 0) + 1);
   }
 
-  remove(model: string, tenantId: string, amount = 1): void {
+  remove(model: string, tenantId: string): void {
     const tenants = this.byModel.get(model);
-    const left = (tenants?.get(tenantId) ?? amount) - amount;
+    const left = (tenants?.get(tenantId) ?? 1) - 1;
     if (!tenants) return;
     if (left > 0) tenants.set(tenantId, left);
     else tenants.delete(tenantId);

@@ -17,14 +17,6 @@ export interface Shares {
   prefillShare: number;
   /** Per tenant, its calls awaiting their first token at or above the lane. */
   prefilling: Map<string, number>;
-  /**
-   * The same share by estimated uncached prompt tokens (see `PREFILL_SHARE_HORIZON_MS`):
-   * what the engines prefill in that horizon ÷ active tenants. Undefined when
-   * prefill is not estimated (`ENGINE_PREFILL_THROUGHPUT` 0): `prefillShare` counts calls then.
-   */
-  prefillTokenShare?: number;
-  /** Per tenant, the estimated uncached tokens of its calls awaiting their first token at or above the lane. */
-  prefillTokens: Map<string, number>;
   /** Tenants waiting at or above the lane in question, with their queued calls. */
   waiting: Map<string, number>;
   /** Tenants with a call waiting: queued at or above the lane, or admitted without a first token yet (any lane). */
@@ -39,10 +31,6 @@ export interface SharesInput {
   running: TenantRunning;
   /** Calls without a first token yet, keyed by `laneKey(model, lane)`. */
   awaitingFirstToken: TenantRunning;
-  /** Their estimated uncached prompt tokens, keyed the same way (optional: without it prefill is shared by calls). */
-  prefillTokens?: TenantRunning;
-  /** One engine's prefill rate in estimated tokens per second (0: prefill shared by calls). */
-  prefillTokensPerSecond?: number;
   engines: readonly Engine[];
   limits: SaturationLimits;
   now?: number;
@@ -57,7 +45,7 @@ function queuedByTenant(queued: SharesInput['queued']): Map<string, number> {
 /** Shares when per-tenant caps are off: only the queue counts (for the wait prediction). */
 export function unlimitedShares(queued: SharesInput['queued']): Shares {
   const waiting = queuedByTenant(queued);
-  return { share: Number.POSITIVE_INFINITY, prefillShare: Number.POSITIVE_INFINITY, waiting, blocking: new Set(waiting.keys()), prefilling: new Map(), prefillTokens: new Map() };
+  return { share: Number.POSITIVE_INFINITY, prefillShare: Number.POSITIVE_INFINITY, waiting, blocking: new Set(waiting.keys()), prefilling: new Map() };
 }
 
 /**
@@ -69,14 +57,12 @@ export function tenantShares(input: SharesInput): Shares {
   const waiting = queuedByTenant(input.queued);
   const blocking = new Set(waiting.keys());
   const prefilling = new Map<string, number>();
-  const prefillTokens = new Map<string, number>();
   for (const above of lanesAtOrAbove(input.lane)) {
     const key = laneKey(input.model, above);
     for (const tenant of input.awaitingFirstToken.tenants(key)) {
       blocking.add(tenant);
       prefilling.set(tenant, (prefilling.get(tenant) ?? 0) + input.awaitingFirstToken.count(key, tenant));
     }
-    for (const tenant of input.prefillTokens?.tenants(key) ?? []) prefillTokens.set(tenant, (prefillTokens.get(tenant) ?? 0) + input.prefillTokens!.count(key, tenant));
   }
   const active = new Set(blocking);
   for (const tenant of input.running.tenants(input.model)) active.add(tenant);
@@ -88,31 +74,5 @@ export function tenantShares(input: SharesInput): Shares {
     slots += totalSlots(engine, input.limits, now);
     engines++;
   }
-  const rate = input.prefillTokensPerSecond ?? 0;
-  const prefillTokenShare = input.prefillTokens && rate > 0 ? (engines * rate * PREFILL_SHARE_HORIZON_MS) / 1000 / Math.max(1, active.size) : undefined;
-  return { share: fairShare(slots, active.size), prefillShare: fairShare(engines, active.size), prefillTokenShare, waiting, blocking, prefilling, prefillTokens };
-}
-
-/**
- * The engines' prefill a tenant may hold while others wait, by tokens: what
- * all engines prefill in this long, divided among the active tenants. With 8
- * engines and 5 tenants that is 1.6 engine-seconds: one cold long prompt of a
- * second plus a cached one, but not two cold ones.
- */
-export const PREFILL_SHARE_HORIZON_MS = 1_000;
-
-/**
- * Whether a call estimated at `tokens` uncached prompt tokens keeps its tenant
- * within its prefill share: fewer calls without a first token than its share
- * of the engines (engines ÷ active tenants, rounded up), and, when tokens are
- * estimated, their uncached tokens with this call's within its token share
- * (a tenant with nothing in prefill may always send one call, however long).
- * So a tenant flooding cold long prompts has one of them in the engines'
- * prefill at a time, not one per engine of its share.
- */
-export function withinPrefillShare(shares: Shares, tenantId: string, tokens: number | undefined): boolean {
-  const calls = shares.prefilling.get(tenantId) ?? 0;
-  if (calls >= shares.prefillShare) return false;
-  if (calls === 0 || shares.prefillTokenShare === undefined || tokens === undefined) return true;
-  return (shares.prefillTokens.get(tenantId) ?? 0) + tokens <= shares.prefillTokenShare;
+  return { share: fairShare(slots, active.size), prefillShare: fairShare(engines, active.size), waiting, blocking, prefilling };
 }
