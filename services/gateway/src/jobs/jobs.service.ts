@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { Queue, Worker, type Job } from 'bullmq';
-import { CONFIG, LOGGER, runWithContext, type Logger, type Redis } from '@ai-platform/platform';
+import type { Job } from 'bullmq';
+import { CONFIG, LOGGER, runWithContext, type Logger } from '@ai-platform/platform';
 import type { Principal } from '../auth/principal';
 import { TurnService } from '../chat/turn.service';
 import type { GatewayConfig } from '../config';
 import type { JobRequest } from '../product/schemas';
-import { bullConnection } from '../redis/bull-connection';
+import { WorkQueue } from '../redis/work-queue';
 import { WebhookDispatcher } from '../webhooks/webhook.dispatcher';
 
 interface JobData {
@@ -39,9 +39,7 @@ interface Progress {
  */
 @Injectable()
 export class JobsService implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
-  private readonly connections: Redis[] = [];
-  private queue!: Queue<JobData>;
-  private worker?: Worker<JobData>;
+  private work?: WorkQueue<JobData>;
 
   constructor(
     @Inject(CONFIG) private readonly config: GatewayConfig,
@@ -51,30 +49,28 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown, OnA
   ) {}
 
   onModuleInit(): void {
-    const connection = (name: string) => {
-      const redis = bullConnection(this.config.REDIS_URL, name);
-      this.connections.push(redis);
-      return redis;
-    };
-    this.queue = new Queue<JobData>('gateway-jobs', { connection: connection('jobs-queue'), prefix: this.config.QUEUE_PREFIX });
-    this.queue.on('error', (error) => this.logger.warn({ err: error }, 'jobs queue error'));
-    this.worker = new Worker<JobData>('gateway-jobs', (job) => this.run(job), { connection: connection('jobs-worker'), prefix: this.config.QUEUE_PREFIX, concurrency: this.config.JOBS_CONCURRENCY, stalledInterval: 10_000 });
-    this.worker.on('error', (error) => this.logger.warn({ err: error }, 'jobs worker error'));
-    this.worker.on('failed', (job, error) => {
+    this.work = new WorkQueue<JobData>(
+      'gateway-jobs',
+      { redisUrl: this.config.REDIS_URL, prefix: this.config.QUEUE_PREFIX, concurrency: this.config.JOBS_CONCURRENCY, stalledIntervalMs: 10_000, logger: this.logger },
+      (job) => this.run(job),
+    );
+    this.work.worker.on('failed', (job, error) => {
       if (job) void this.notify(job, 'job.failed', { error: error.message });
     });
   }
 
   /** Stops taking work and lets running work finish while the gRPC clients and the database are still open. */
   async beforeApplicationShutdown(): Promise<void> {
-    await this.worker?.close().catch(() => undefined);
+    await this.work?.stopWorking();
   }
 
   async onApplicationShutdown(): Promise<void> {
     // Closing waits for running jobs; past the grace period they stall and resume on another replica or the next start.
-    await this.worker?.close().catch(() => undefined);
-    await this.queue?.close().catch(() => undefined);
-    for (const redis of this.connections) redis.disconnect();
+    await this.work?.close();
+  }
+
+  private get queue() {
+    return this.work!.queue;
   }
 
   async submit(principal: Principal, request: JobRequest): Promise<string> {

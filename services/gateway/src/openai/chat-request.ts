@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ApiError } from '@ai-platform/platform';
+import { parseBody } from '../edge/parse-body';
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() }).strict();
 
@@ -38,18 +38,7 @@ export type ChatCompletionRequest = z.infer<typeof chatCompletionRequest>;
 
 /** Validates a parsed body, turning the first problem into a 400 that names the field. */
 export function parseChatRequest(body: unknown): ChatCompletionRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw ApiError.badRequest('request body must be a JSON object');
-  }
-  const result = chatCompletionRequest.safeParse(body);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  if (issue.code === 'unrecognized_keys') {
-    const prefix = issue.path.length ? `${issue.path.join('.')}.` : '';
-    throw ApiError.badRequest(`Unrecognized request argument supplied: ${prefix}${issue.keys.join(', ')}`, issue.keys[0] ?? null, 'unknown_parameter');
-  }
-  const param = issue.path.join('.') || null;
-  throw ApiError.badRequest(`Invalid value for '${param ?? 'body'}': ${issue.message}`, param, 'invalid_value');
+  return parseBody(chatCompletionRequest, body);
 }
 
 /** Flattens content parts to text; the engines take plain strings. */

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { ApiError } from '@ai-platform/platform';
 
 /** A useChat UI message: only text parts are sent to the model; other parts are accepted and ignored. */
 const uiPart = z.object({ type: z.string().min(1).max(64), text: z.string().max(1_000_000).optional() }).loose();
@@ -52,18 +51,4 @@ export const webhookRequest = z
   .object({ url: z.url({ protocol: /^https?$/ }).max(2048), events: z.array(z.enum(['job.completed', 'job.failed'])).max(10).optional() })
   .strict();
 
-/** Parses with `schema`, turning the first issue into a 400 that names the field (one error shape everywhere). */
-export function parseBody<S extends z.ZodType>(schema: S, body: unknown, what = 'request body'): z.infer<S> {
-  if (what === 'request body' && (typeof body !== 'object' || body === null || Array.isArray(body))) {
-    throw ApiError.badRequest('request body must be a JSON object');
-  }
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  if (issue.code === 'unrecognized_keys') {
-    const prefix = issue.path.length ? `${issue.path.join('.')}.` : '';
-    throw ApiError.badRequest(`Unrecognized request argument supplied: ${prefix}${issue.keys.join(', ')}`, issue.keys[0] ?? null, 'unknown_parameter');
-  }
-  const param = issue.path.join('.') || null;
-  throw ApiError.badRequest(`Invalid value for '${param ?? what}': ${issue.message}`, param, 'invalid_value');
-}
+export { parseBody } from '../edge/parse-body';

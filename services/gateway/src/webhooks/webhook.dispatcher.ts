@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { Queue, Worker, type Job } from 'bullmq';
-import { CONFIG, LOGGER, type Logger, type Redis } from '@ai-platform/platform';
+import type { Job } from 'bullmq';
+import { CONFIG, LOGGER, type Logger } from '@ai-platform/platform';
 import type { GatewayConfig } from '../config';
-import { bullConnection } from '../redis/bull-connection';
+import { WorkQueue } from '../redis/work-queue';
 import { postJson, signWebhook } from './outbound';
 import { WebhookStore } from './webhook.store';
 
@@ -28,9 +28,7 @@ interface Delivery {
  */
 @Injectable()
 export class WebhookDispatcher implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown {
-  private readonly connections: Redis[] = [];
-  private queue!: Queue<Delivery>;
-  private worker?: Worker<Delivery>;
+  private work?: WorkQueue<Delivery>;
 
   constructor(
     @Inject(CONFIG) private readonly config: GatewayConfig,
@@ -39,16 +37,12 @@ export class WebhookDispatcher implements OnModuleInit, BeforeApplicationShutdow
   ) {}
 
   onModuleInit(): void {
-    const connection = (name: string) => {
-      const redis = bullConnection(this.config.REDIS_URL, name);
-      this.connections.push(redis);
-      return redis;
-    };
-    this.queue = new Queue<Delivery>('gateway-webhooks', { connection: connection('webhooks-queue'), prefix: this.config.QUEUE_PREFIX });
-    this.queue.on('error', (error) => this.logger.warn({ err: error }, 'webhook queue error'));
-    this.worker = new Worker<Delivery>('gateway-webhooks', (job) => this.deliver(job), { connection: connection('webhooks-worker'), prefix: this.config.QUEUE_PREFIX, concurrency: 8 });
-    this.worker.on('error', (error) => this.logger.warn({ err: error }, 'webhook worker error'));
-    this.worker.on('failed', (job, error) => {
+    this.work = new WorkQueue<Delivery>(
+      'gateway-webhooks',
+      { redisUrl: this.config.REDIS_URL, prefix: this.config.QUEUE_PREFIX, concurrency: 8, logger: this.logger },
+      (job) => this.deliver(job),
+    );
+    this.work.worker.on('failed', (job, error) => {
       if (!job || job.attemptsMade < (job.opts.attempts ?? 1)) return;
       void this.store
         .addDeadLetter(job.data.tenantId, { id: `dl_${job.id}`, webhookId: job.data.webhookId, eventId: job.data.event.id, eventType: job.data.event.type, payload: job.data.event, attempts: job.attemptsMade, lastError: error.message })
@@ -58,13 +52,15 @@ export class WebhookDispatcher implements OnModuleInit, BeforeApplicationShutdow
 
   /** Stops taking work and lets running work finish while the gRPC clients and the database are still open. */
   async beforeApplicationShutdown(): Promise<void> {
-    await this.worker?.close().catch(() => undefined);
+    await this.work?.stopWorking();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.worker?.close().catch(() => undefined);
-    await this.queue?.close().catch(() => undefined);
-    for (const redis of this.connections) redis.disconnect();
+    await this.work?.close();
+  }
+
+  private get queue() {
+    return this.work!.queue;
   }
 
   /** Queues `type` for every endpoint of the tenant that subscribed to it. */
