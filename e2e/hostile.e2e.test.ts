@@ -132,10 +132,16 @@ describe('wrong types, unknown and missing fields', () => {
   });
 });
 
+/** A near miss of a real secret: the last character always differs (a fixed 'x' equals it one time in 64). */
+function withLastCharChanged(secret: string): string {
+  const last = secret.at(-1);
+  return `${secret.slice(0, -1)}${last === 'x' ? 'y' : 'x'}`;
+}
+
 describe('credentials', () => {
   const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
   const tokens = () => [
-    '', 'Bearer', 'Basic dXNlcjpwYXNz', `Bearer ${attacker.apiKey.slice(0, -1)}x`, `Bearer pk_${'A'.repeat(16)}_${'B'.repeat(40)}`,
+    '', 'Bearer', 'Basic dXNlcjpwYXNz', `Bearer ${withLastCharChanged(attacker.apiKey)}`, `Bearer pk_${'A'.repeat(16)}_${'B'.repeat(40)}`,
     `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${b64({ tenant_id: attacker.tenantId, sub: 'x', exp: 9e9 })}.`,
     `Bearer ${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ tenant_id: attacker.tenantId, sub: 'x', exp: 1 })}.c2lnbmF0dXJl`,
     `Bearer ${'x'.repeat(8000)}`,
