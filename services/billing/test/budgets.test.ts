@@ -1,4 +1,5 @@
-import { createRedis, GrpcStatus, isServiceError, type Redis } from '@ai-platform/platform';
+import { randomUUID } from 'node:crypto';
+import { createRedis, GrpcStatus, isServiceError, LOGGER, type Redis } from '@ai-platform/platform';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KillSwitch } from '../src/budgets/kill-switch';
 import { WebhookSender } from '../src/budgets/webhook-sender';
@@ -99,6 +100,31 @@ describe('budgets, alerts and the kill switch', () => {
     // Alerts' webhooks were each delivered once.
     await waitFor('the lifted webhook', async () => webhooks.of(tenantId).length >= 4);
     expect(webhooks.of(tenantId)).toHaveLength(4);
+  });
+
+  it('delivers each queued alert webhook once when several billing replicas deliver at the same time', async () => {
+    const tenantId = newTenant();
+    const ids = Array.from({ length: 30 }, () => `evt_${randomUUID()}`);
+    await billing.pool.query(
+      `INSERT INTO billing.webhook_deliveries (id, tenant_id, url, secret, body)
+       SELECT id, $2, $3, $4, json_build_object('type', 'billing.alert', 'data', json_build_object('tenantId', $2::text, 'n', n))::text
+         FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n)`,
+      [ids, tenantId, webhooks.url, WEBHOOK_SECRET],
+    );
+    const logger = billing.running.app.get(LOGGER);
+    const replicas = [0, 1, 2].map(() => new WebhookSender(logger, billing.pool));
+    for (const replica of replicas) replica.start(3_600_000);
+    try {
+      await Promise.all(replicas.flatMap((replica) => [replica.deliverDue(), replica.deliverDue()]));
+      await Promise.all(replicas.map((replica) => replica.deliverDue()));
+    } finally {
+      await Promise.all(replicas.map((replica) => replica.stop()));
+    }
+    const received = webhooks.received.filter((hook) => hook.body.data.tenantId === tenantId);
+    expect(received.map((hook) => hook.id).sort()).toEqual([...ids].sort()); // every one, none twice
+    expect(received.every((hook) => hook.verified)).toBe(true);
+    const { rows } = await billing.pool.query(`SELECT count(*)::int AS n FROM billing.webhook_deliveries WHERE tenant_id = $1 AND delivered_at IS NOT NULL AND attempts = 1`, [tenantId]);
+    expect(rows[0].n).toBe(30);
   });
 
   it('lifts by itself at the next period, when thresholds alert afresh', async () => {

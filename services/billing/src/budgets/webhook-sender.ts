@@ -14,6 +14,8 @@ export function signWebhook(secret: string, id: string, timestamp: number, body:
 }
 
 const MAX_ATTEMPTS = 12;
+/** Longer than a pass can take with 50 deliveries at the 5 s timeout each. */
+const CLAIM_LEASE_SECONDS = 300;
 
 /** Delivers queued alert webhooks with the Standard Webhooks headers; retries with backoff. */
 @Injectable()
@@ -44,10 +46,15 @@ export class WebhookSender {
   }
 
   private async pass(): Promise<void> {
+    // Claimed with a lease: replicas skip rows another one holds, and a replica that dies
+    // mid-delivery leaves its rows to be retried when the lease runs out (at least once, same webhook-id).
     const { rows } = await this.pool.query<{ id: string; url: string; secret: string; body: string; attempts: number }>(
-      `SELECT id, url, secret, body, attempts FROM billing.webhook_deliveries
-        WHERE delivered_at IS NULL AND next_attempt_at <= now() AND attempts < $1 ORDER BY next_attempt_at LIMIT 50`,
-      [MAX_ATTEMPTS],
+      `UPDATE billing.webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
+        WHERE d.id IN (SELECT id FROM billing.webhook_deliveries
+                        WHERE delivered_at IS NULL AND next_attempt_at <= now() AND attempts < $1
+                        ORDER BY next_attempt_at LIMIT 50 FOR UPDATE SKIP LOCKED)
+        RETURNING d.id, d.url, d.secret, d.body, d.attempts`,
+      [MAX_ATTEMPTS, CLAIM_LEASE_SECONDS],
     );
     for (const row of rows) {
       const timestamp = Math.floor(Date.now() / 1000);
