@@ -127,6 +127,16 @@ describe('billing through the gateway', () => {
       const error = await ask().catch((caught) => caught);
       return error?.status === 402 && error?.code === 'budget_exceeded' ? error : undefined;
     }, 'the gateway to enforce the switch from Redis', 10_000);
+    // Every endpoint that spends refuses the same way: the product chat and async jobs.
+    const post = (path: string, body: unknown) => fetch(`${stack.gatewayUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${other.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    for (const [path, body] of [
+      ['/api/chat', { messages: [{ id: 'm1', role: 'user', parts: [{ type: 'text', text: 'Hi' }] }], max_tokens: 8 }],
+      ['/api/jobs', { type: 'chat.batch', model: MODEL, requests: [{ messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8 }] }],
+    ] as const) {
+      const answer = await post(path, body);
+      expect(answer.status, path).toBe(402);
+      expect((await answer.json()).error.code, path).toBe('budget_exceeded');
+    }
     const { rows } = await db.query(`SELECT count(*)::int AS n FROM billing.reservations WHERE tenant_id = $1`, [other.tenantId]);
     expect(rows[0].n).toBe(0); // nothing was ever held
 

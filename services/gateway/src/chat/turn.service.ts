@@ -4,6 +4,7 @@ import { ApiError, CONFIG, GrpcStatus, isServiceError, LOGGER, type Logger } fro
 import { costMicros, PriceTable, worstCaseCostMicros } from '@ai-platform/pricing';
 import type { Principal } from '../auth/principal';
 import type { GatewayConfig } from '../config';
+import { enforceKillSwitch } from '../billing/kill-switch.guard';
 import { RateLimiter } from '../limits/rate-limiter';
 import { ModelCatalog } from '../openai/model-catalog';
 import { releaseHold, startTurn, toPublicError } from '../openai/chat-turn';
@@ -35,7 +36,7 @@ export interface OpenTurn {
 
 /**
  * Everything before the first token of a turn, shared by every endpoint that
- * generates: model check, output bound, rate limits (requests, tokens, cost),
+ * generates (chat completions, /api/chat, jobs): kill switch, model check, output bound, rate limits (requests, tokens, cost),
  * billing's hold, and the orchestrator stream. Failing after the hold releases it.
  */
 @Injectable()
@@ -51,6 +52,8 @@ export class TurnService {
   ) {}
 
   async open(principal: Principal, requestId: string, input: TurnRequest): Promise<OpenTurn> {
+    // Billing's kill switch from Redis (bounded) before anything is counted or held; Reserve stays the authority.
+    await enforceKillSwitch(principal);
     const model = await this.catalog.require(input.model);
     const maxTokens = input.maxTokens ?? Math.min(this.config.DEFAULT_MAX_TOKENS, model.contextLength || Infinity);
     const limit = Math.min(this.config.MAX_OUTPUT_TOKENS, model.contextLength || Infinity);

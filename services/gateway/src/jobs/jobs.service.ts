@@ -3,6 +3,7 @@ import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationS
 import type { Job } from 'bullmq';
 import { CONFIG, LOGGER, runWithContext, type Logger } from '@ai-platform/platform';
 import type { Principal } from '../auth/principal';
+import { enforceKillSwitch } from '../billing/kill-switch.guard';
 import { TurnService } from '../chat/turn.service';
 import type { GatewayConfig } from '../config';
 import type { JobRequest } from '../product/schemas';
@@ -74,6 +75,8 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown, OnA
   }
 
   async submit(principal: Principal, request: JobRequest): Promise<string> {
+    // A tenant stopped by its budget gets its 402 now, not a job that fails later.
+    await enforceKillSwitch(principal);
     const id = `job_${randomUUID().replaceAll('-', '')}`;
     await this.queue.add(request.type, { principal, request }, { jobId: id, attempts: 1, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } });
     return id;

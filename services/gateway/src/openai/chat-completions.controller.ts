@@ -3,7 +3,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { orchestrator } from '@ai-platform/contracts';
 import { ApiError, CONFIG, DrainTracker, GrpcStatus, isServiceError, LOGGER, runWithContext, type Logger } from '@ai-platform/platform';
 import { authenticate } from '../auth/authenticate';
-import { enforceKillSwitch } from '../billing/kill-switch.guard';
 import { IdentityStore } from '../auth/identity.store';
 import type { Principal } from '../auth/principal';
 import type { GatewayConfig } from '../config';
@@ -35,7 +34,6 @@ export class ChatCompletionsController {
   @HttpCode(200)
   async create(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const principal = await authenticate(request, this.identities);
-    await enforceKillSwitch(principal); // billing's kill switch from Redis (bounded); Reserve stays the authority
     const body = parseChatRequest(request.body);
     const conversationId = this.conversationId(request, body);
     const messages = body.messages.map((item) => ({ role: item.role === 'developer' ? 'system' : item.role, content: messageText(item.content) }));
