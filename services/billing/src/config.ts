@@ -44,6 +44,11 @@ export const billingConfigSchema = baseConfigSchema.extend({
   EXPIRY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
   /** Usage events settled per Postgres transaction (the consumer's eachBatch chunk). */
   USAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(20_000).default(2_000),
+  /**
+   * Partitions settled at once, each chunk in its own transaction. Usage events are keyed by
+   * tenant, so concurrent chunks lock disjoint accounts and Postgres works while this process decodes.
+   */
+  USAGE_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(3),
   /** Kill-switch broadcast to the gateways; unset = Reserve alone enforces it. */
   REDIS_URL: z.string().min(1).optional(),
   KILL_SWITCH_RECONCILE_MS: z.coerce.number().int().min(100).default(2_000),

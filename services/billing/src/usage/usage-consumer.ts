@@ -66,7 +66,7 @@ export class UsageConsumer {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      partitionsConsumedConcurrently: this.config.USAGE_PARTITIONS_CONCURRENTLY,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         const chunks: KafkaMessage[][] = [];
         for (let from = 0; from < batch.messages.length; from += this.config.USAGE_BATCH_SIZE) chunks.push(batch.messages.slice(from, from + this.config.USAGE_BATCH_SIZE));
