@@ -1,62 +1,181 @@
-// Latency the platform adds over the engine: starts the zero-delay engine fixture, the stack
-// (gateway -> orchestrator -> scheduler, billing reservation) pointed at it, a tenant, then drives
-// autocannon (a separate process) against the engine directly and through the gateway.
-// Usage: node bench/gateway/run.mjs [seconds-per-run]   (needs .local/infra.env sourced and a build)
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+// Latency the platform adds over the engine, next to two peer gateways, in ONE run against ONE
+// engine process: the zero-delay engine fixture is started once; our platform (gateway ->
+// orchestrator -> inference-scheduler -> fixture, billing's Reserve on the path, a request without a
+// conversation), LiteLLM proxy and the Portkey gateway all point at it, and the fixture is also called
+// directly. Each cell (mode json|stream x concurrency x system) is a closed-loop load process of its
+// own (closed-loop-load.mjs): total time for every request, time to first content token for streams.
+// "added" = system minus engine-direct at the same mode and concurrency. At the end: peak RSS
+// (VmHWM) of every process of every system.
+//
+// Usage (after `source infra/local/node.sh; set -a; source .local/infra.env; set +a;
+//   npx tsc -b tsconfig.build.json; bash bench/gateway/peers/install.sh`):
+//   node bench/gateway/run.mjs [--seconds 5] [--concurrency 1,16,64] [--modes json,stream]
+//     [--systems engine,platform,litellm,portkey] [--litellm-workers 1] [--out bench/results/gateway-peers.json]
+//   (a bare number as first argument is --seconds, as before). Markdown table on stdout, per-cell
+//   rows on stderr, the full report in --out (print it again: node bench/gateway/peers-table.mjs FILE).
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePorts, repoRoot, serviceEnv, spawnService, startOrder, waitReady, SERVED_MODEL } from '../../infra/local/stack.mjs';
+import { parseArgs } from 'node:util';
+import { freePorts, repoRoot, serviceEnv, spawnService, waitReady, SERVED_MODEL } from '../../infra/local/stack.mjs';
+import { peersTable } from './peers-table.mjs';
+import { peakRssMiB, processTree, startLiteLLM, startPortkey, stopProcess } from './peers.mjs';
 
-const seconds = Number(process.argv[2] ?? 10);
-const autocannon = path.join(repoRoot, '.local/tools/bench-node/node_modules/autocannon/autocannon.js');
+const argv = process.argv.slice(2);
+if (/^\d+(\.\d+)?$/.test(argv[0] ?? '')) argv.unshift('--seconds');
+const { values: opts } = parseArgs({
+  args: argv,
+  options: {
+    seconds: { type: 'string', default: '5' },
+    concurrency: { type: 'string', default: '1,16,64' },
+    modes: { type: 'string', default: 'json,stream' },
+    systems: { type: 'string', default: 'engine,platform,litellm,portkey' },
+    'litellm-workers': { type: 'string', default: '1' },
+    out: { type: 'string', default: path.join(repoRoot, 'bench/results/gateway-peers.json') },
+  },
+});
+const seconds = Number(opts.seconds);
+const concurrencies = opts.concurrency.split(',').map(Number);
+const modes = opts.modes.split(',');
+const wanted = new Set(opts.systems.split(','));
+const loadScript = path.join(repoRoot, 'bench/gateway/closed-loop-load.mjs');
 const infra = Object.fromEntries(['DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'MODEL_PATH'].map((k) => [k, process.env[k] ?? '']));
-const ports = await freePorts();
-const children = new Map();
+if (!infra.DATABASE_URL) throw new Error('DATABASE_URL not set: set -a; source .local/infra.env; set +a');
 
-const fixture = spawn(process.execPath, [path.join(repoRoot, 'bench/gateway/engine-fixture.mjs')], { env: { ...process.env, PORT: String(ports['cpu-engine'].http) }, stdio: 'ignore' });
-children.set('engine-fixture', fixture);
-await waitReady(`http://127.0.0.1:${ports['cpu-engine'].http}/health`, { name: 'engine-fixture' });
+const report = {
+  command: `node bench/gateway/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+  startedAt: new Date().toISOString(),
+  seconds, concurrencies, modes,
+  machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadavgBefore: os.loadavg().map((l) => +l.toFixed(2)) },
+  body: { model: SERVED_MODEL, messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 5 },
+  systems: {}, failures: {}, cells: [], highestRps: {}, peakRssMiB: {},
+};
+
+// ---- the platform: fixture + the services on the request path (retrieval and tool-sandbox are off it)
+const ports = await freePorts();
+const processes = new Map(); // system -> Map(process name -> child)
+const own = new Map();
+processes.set('engine', new Map());
+processes.set('platform', own);
+const fixture = spawn(process.execPath, [path.join(repoRoot, 'bench/gateway/engine-fixture.mjs')], { env: { ...process.env, PORT: String(ports['cpu-engine'].http), MODEL_NAME: SERVED_MODEL }, stdio: 'ignore' });
+processes.get('engine').set('engine-fixture', fixture);
+const engineUrl = `http://127.0.0.1:${ports['cpu-engine'].http}`;
+await waitReady(`${engineUrl}/health`, { name: 'engine-fixture' });
+// Limits far above what the run can send, so nothing is refused (the limiter still runs).
 const tiers = JSON.stringify({ default: { key: { requests_per_minute: 10_000_000, tokens_per_minute: 1_000_000_000 } } });
-for (const name of startOrder.filter((n) => n !== 'cpu-engine')) {
+for (const name of ['billing', 'inference-scheduler', 'orchestrator', 'gateway']) {
   const extra = name === 'gateway' ? { RATE_LIMIT_TIERS: tiers } : {};
   const child = spawnService(name, { ...serviceEnv(name, ports, infra, {}), ...extra, LOG_LEVEL: 'warn' });
   child.stdout?.resume(); child.stderr?.resume();
-  children.set(name, child);
-  await waitReady(`http://127.0.0.1:${ports[name].http}/readyz`, { name, timeoutMs: 120_000 });
+  own.set(name, child);
+  await waitReady(`http://127.0.0.1:${ports[name].http}/readyz`, { name, timeoutMs: 120_000, isAlive: () => child.exitCode === null });
 }
-const gateway = `http://127.0.0.1:${ports.gateway.http}`;
-const engine = `http://127.0.0.1:${ports['cpu-engine'].http}`;
-const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'bench-')), 'creds.json');
-execFileSync(process.execPath, [path.join(repoRoot, 'services/gateway/dist/cli/seed-dev.js'), file, gateway], { env: { ...process.env, DEV_TENANT_ID: `bench_${Date.now()}`, DEV_USER_ID: 'bench_user' }, stdio: 'pipe' });
-const { apiKey } = JSON.parse(readFileSync(file, 'utf8'));
-for (let i = 0; i < 200; i++) {
-  const r = await fetch(`${gateway}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } });
-  if (r.ok && (await r.json()).data.some((m) => m.id === SERVED_MODEL)) break;
+const gatewayUrl = `http://127.0.0.1:${ports.gateway.http}`;
+const credentials = path.join(mkdtempSync(path.join(os.tmpdir(), 'bench-')), 'creds.json');
+execFileSync(process.execPath, [path.join(repoRoot, 'services/gateway/dist/cli/seed-dev.js'), credentials, gatewayUrl], { env: { ...process.env, DATABASE_URL: infra.DATABASE_URL, DEV_TENANT_ID: `bench_${Date.now()}`, DEV_USER_ID: 'bench_user' }, stdio: 'pipe' });
+const { apiKey } = JSON.parse(readFileSync(credentials, 'utf8'));
+for (let i = 0; i < 240; i++) {
+  const r = await fetch(`${gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } }).catch(() => undefined);
+  if (r?.ok && (await r.json()).data.some((m) => m.id === SERVED_MODEL)) break;
   await new Promise((resolve) => setTimeout(resolve, 250));
 }
 
-function load(url, stream, connections, auth) {
-  const body = JSON.stringify({ model: SERVED_MODEL, messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 5, ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}) });
-  const args = [autocannon, '-j', '-c', String(connections), '-d', String(seconds), '-m', 'POST', '-H', 'content-type=application/json', '-b', body];
-  if (auth) args.push('-H', `authorization=Bearer ${apiKey}`);
-  const out = spawnSync(process.execPath, [...args, `${url}/v1/chat/completions`], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  const r = JSON.parse(out.stdout);
-  return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, non2xx: r.non2xx, errors: r.errors };
-}
+const systems = [];
+if (wanted.has('engine')) systems.push({ name: 'engine', url: engineUrl, headers: {} });
+report.systems.engine = { what: 'engine fixture called directly (bench/gateway/engine-fixture.mjs, zero delay)' };
+if (wanted.has('platform')) systems.push({ name: 'platform', url: gatewayUrl, headers: { authorization: `Bearer ${apiKey}` } });
+report.systems.platform = { what: 'gateway -> orchestrator -> inference-scheduler -> fixture; API key, Redis limits, billing Reserve, new conversation stored', processes: [...own.keys()] };
 
-const rows = [];
-for (const stream of [false, true]) {
-  for (const c of [1, 16, 64]) {
-    const direct = load(engine, stream, c, false);
-    const platform = load(gateway, stream, c, true);
-    rows.push({ mode: stream ? 'stream' : 'json', c, direct, platform, addedP50: platform.p50 - direct.p50, addedP99: platform.p99 - direct.p99 });
-    console.error(JSON.stringify(rows.at(-1)));
+// ---- the peers, each one hop in front of the same fixture
+const peerStarters = { litellm: () => startLiteLLM(engineUrl, { workers: Number(opts['litellm-workers']) }), portkey: () => startPortkey(engineUrl) };
+const peers = [];
+for (const [name, start] of Object.entries(peerStarters)) {
+  if (!wanted.has(name)) continue;
+  try {
+    const peer = await start();
+    peers.push(peer);
+    processes.set(name, new Map([[name, peer.child]]));
+    systems.push(peer);
+    report.systems[name] = name === 'litellm'
+      ? { what: 'LiteLLM proxy, openai/ provider with api_base, no database, master key', version: peer.version, workers: peer.workers }
+      : { what: 'Portkey gateway (npm build/start-server.js, headless), x-portkey-provider: openai + x-portkey-custom-host', version: peer.version, honoNodeServer: peer.honoNodeServer };
+  } catch (error) {
+    report.failures[name] = String(error.message).slice(0, 2000);
+    console.error(`[bench] ${name} not measured: ${error.message}`);
   }
 }
-const rss = {};
-for (const [name, child] of children) {
-  try { rss[name] = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) >> 10; } catch { rss[name] = null; }
+
+/** Runs one closed-loop cell as a separate process (async: the peers' pipes keep draining meanwhile). */
+function cell(system, stream, connections) {
+  const body = { ...report.body, ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}) };
+  const spec = { url: `${system.url}/v1/chat/completions`, body, headers: system.headers, connections, seconds, warmupRequests: Math.max(20, connections) };
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [loadScript, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load process exited ${code}`))));
+  });
 }
-console.log(JSON.stringify({ seconds, rows, peakRssMiB: rss, cpus: os.cpus().length, cpu: os.cpus()[0]?.model }, null, 2));
-for (const child of children.values()) child.kill('SIGTERM');
+
+/** One request of each mode must come back with the fixture's words, or the system is left out. */
+async function answersCorrectly(system) {
+  for (const stream of [false, true]) {
+    const response = await fetch(`${system.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json', ...system.headers },
+      body: JSON.stringify({ ...report.body, ...(stream ? { stream: true } : {}) }), signal: AbortSignal.timeout(30_000),
+    });
+    const text = await response.text();
+    if (response.status !== 200 || !text.includes(stream ? '"Hello"' : 'Hello from the fixture.')) throw new Error(`${stream ? 'stream' : 'json'}: ${response.status} ${text.slice(0, 300)}`);
+  }
+}
+for (const system of [...systems]) {
+  try { await answersCorrectly(system); } catch (error) {
+    report.failures[system.name] = `smoke request failed: ${error.message}`;
+    systems.splice(systems.indexOf(system), 1);
+    console.error(`[bench] ${system.name} left out: ${error.message}`);
+  }
+}
+
+const pick = (s) => (s ? { p50: s.p50, p99: s.p99 } : null);
+const minus = (a, b) => (a && b ? { p50: +(a.p50 - b.p50).toFixed(2), p99: +(a.p99 - b.p99).toFixed(2) } : null);
+try {
+  for (const mode of modes) {
+    for (const c of concurrencies) {
+      let direct;
+      // The systems take turns within each cell, so a drift in machine load hits them alike.
+      for (const system of systems) {
+        const r = await cell(system, mode === 'stream', c);
+        if (system.name === 'engine') direct = r;
+        const row = {
+          mode, c, system: system.name, requests: r.requests, rps: r.rps, errors: r.errors, non2xx: r.non2xx, errorSample: r.errorSample,
+          total: r.total, firstToken: r.firstToken ?? null,
+          addedTotal: system.name === 'engine' ? null : minus(r.total, direct?.total),
+          addedFirstToken: system.name === 'engine' || mode !== 'stream' ? null : minus(r.firstToken, direct?.firstToken),
+        };
+        report.cells.push(row);
+        console.error(JSON.stringify({ mode, c, system: system.name, rps: r.rps, errors: r.errors, total: pick(r.total), firstToken: pick(r.firstToken), addedTotal: row.addedTotal, addedFirstToken: row.addedFirstToken }));
+      }
+    }
+  }
+  for (const system of systems) {
+    const best = report.cells.filter((row) => row.system === system.name && row.errors === 0).sort((a, b) => b.rps - a.rps)[0];
+    if (best) report.highestRps[system.name] = { rps: best.rps, mode: best.mode, c: best.c };
+  }
+  for (const [system, children] of processes) {
+    if (!systems.some((measured) => measured.name === system)) continue;
+    const perProcess = {};
+    for (const [name, child] of children) {
+      const tree = processTree(child.pid);
+      tree.forEach((pid, i) => { perProcess[i === 0 ? name : `${name}-child-${pid}`] = peakRssMiB(pid); });
+    }
+    report.peakRssMiB[system] = { total: Object.values(perProcess).reduce((a, b) => a + (b ?? 0), 0), processes: perProcess };
+  }
+  report.machine.loadavgAfter = os.loadavg().map((l) => +l.toFixed(2));
+  mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });
+  writeFileSync(opts.out, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(peersTable(report));
+  console.error(`[bench] report written to ${opts.out}`);
+} finally {
+  await Promise.all([...peers.map((peer) => stopProcess(peer.child)), ...[...own.values()].map(stopProcess), stopProcess(fixture)]);
+}
