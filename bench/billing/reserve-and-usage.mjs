@@ -13,6 +13,8 @@
 // scheduled time whatever the previous ones did), tenants round-robin, and
 // reports p50/p99/max of the latencies. Prints one JSON line.
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { create, toJsonString } from '@bufbuild/protobuf';
@@ -35,6 +37,35 @@ const run = randomUUID().slice(0, 8);
 const topic = `bench.usage.events.v1.${run}`;
 const group = `billing-bench-${run}`;
 const tenantOf = (i) => `bench-${run}-${i % TENANTS}`;
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+/** utime + stime of a process, in seconds (/proc/<pid>/stat fields 14 and 15). */
+function processCpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0; // gone meanwhile
+  }
+}
+/** CPU of this instance's Postgres server processes (children of the postmaster in PGDATA/postmaster.pid). */
+function postgresCpuSeconds() {
+  const dataDir = path.join(process.env.PLATFORM_LOCAL_DIR ?? '', 'pg');
+  let postmaster;
+  try {
+    postmaster = readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0].trim();
+  } catch {
+    return NaN; // not a local instance of infra/local
+  }
+  let total = processCpuSeconds(postmaster);
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1] === postmaster) total += processCpuSeconds(pid);
+    } catch {
+      // exited between listing and reading
+    }
+  }
+  return total;
+}
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 const kafka = createKafka(process.env.KAFKA_BROKERS.split(','), `billing-bench-${run}`, createLogger('bench', 'error'));
@@ -77,15 +108,23 @@ const pool = createPool(process.env.DATABASE_URL, { applicationName: 'billing-be
 const billingProcess = spawnBilling({ ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort) }, (chunk) => process.stderr.write(chunk));
 await waitReady(`http://127.0.0.1:${httpPort}/readyz`, billingProcess, 120_000);
 const running = { grpcPort, shutdown: async () => { billingProcess.kill('SIGTERM'); await new Promise((resolve) => billingProcess.once('exit', resolve)); } };
+// Progress from the group's committed offsets (committed only after each chunk's transaction):
+// cheap for the broker, where counting processed_events rows would load the Postgres being measured.
+const admin = kafka.admin();
+await admin.connect();
+const committed = async () => (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0].partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+const cpuBefore = { billing: processCpuSeconds(billingProcess.pid), postgres: postgresCpuSeconds() };
 const consumeStart = performance.now();
 let firstApplied;
 let applied = 0;
 while (applied < EVENTS) {
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  applied = Number((await pool.query(`SELECT count(*) AS n FROM billing.processed_events WHERE consumer_group = $1`, [group])).rows[0].n);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  applied = await committed();
   if (applied > 0 && firstApplied === undefined) firstApplied = { at: performance.now(), applied };
 }
 const drainEnd = performance.now();
+const cpu = { billing: processCpuSeconds(billingProcess.pid) - cpuBefore.billing, postgres: postgresCpuSeconds() - cpuBefore.postgres };
+await admin.disconnect();
 const { rows: totals } = await pool.query(`SELECT count(*) AS n, coalesce(sum(cost_micros), 0)::text AS cost FROM billing.usage_records WHERE tenant_id LIKE $1`, [`bench-${run}-%`]);
 const { rows: ledger } = await pool.query(
   `SELECT coalesce(-sum(e.amount_micros), 0)::text AS charged FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id JOIN billing.ledger_transactions t ON t.id = e.transaction_id
@@ -134,6 +173,7 @@ const result = {
   usage_applied: applied,
   usage_drain_seconds: +((drainEnd - consumeStart) / 1000).toFixed(2),
   usage_events_per_second_sustained: Math.round((applied - (firstApplied?.applied ?? 0)) / ((drainEnd - (firstApplied?.at ?? consumeStart)) / 1000)),
+  usage_cpu_us_per_event: { billing: Math.round((cpu.billing * 1e6) / EVENTS), postgres: Math.round((cpu.postgres * 1e6) / EVENTS) },
   usage_records: Number(totals[0].n),
   usage_cost_micros: totals[0].cost,
   ledger_usage_micros: ledger[0].charged,
