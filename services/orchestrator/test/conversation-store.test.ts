@@ -40,6 +40,18 @@ describe('ConversationStore', () => {
     expect(await store.history(conversation, 10)).toEqual([...messages, { role: 'assistant', content: 'a' }]);
   });
 
+  it('writes a draft conversation only with its first turn, owned by its tenant and user, and appends later turns to it', async () => {
+    const draft = store.draft(`t-${randomUUID()}`, 'u1', 'm');
+    expect(await store.find(draft.tenantId, 'u1', draft.id)).toBeUndefined(); // nothing written before the turn
+    await store.appendTurn(draft, { messages: [{ role: 'user', content: 'q1' }], answer: 'a1', complete: true });
+    expect(await store.find(draft.tenantId, 'u1', draft.id)).toEqual({ id: draft.id, tenantId: draft.tenantId, userId: 'u1', model: 'm' });
+    expect(await store.find(draft.tenantId, 'u2', draft.id)).toBeUndefined();
+    await store.appendTurn(draft, { messages: [{ role: 'user', content: 'q2' }], answer: 'a2', complete: true });
+    expect(await store.history(draft, 10)).toEqual([
+      { role: 'user', content: 'q1' }, { role: 'assistant', content: 'a1' }, { role: 'user', content: 'q2' }, { role: 'assistant', content: 'a2' },
+    ]);
+  });
+
   it('never finds another tenant\'s or another user\'s conversation', async () => {
     const conversation = await store.create(`t-${randomUUID()}`, 'owner', 'm');
     expect(await store.find(conversation.tenantId, 'owner', conversation.id)).toMatchObject({ id: conversation.id });

@@ -94,7 +94,7 @@ export class ChatHandler implements OnApplicationShutdown {
   }
 
   private async resolveConversation(tenantId: string, userId: string, request: orchestrator.ChatRequest): Promise<{ conversation: Conversation; isNew: boolean }> {
-    if (!request.conversationId) return { conversation: await this.store.create(tenantId, userId, request.model), isNew: true };
+    if (!request.conversationId) return { conversation: this.store.draft(tenantId, userId, request.model), isNew: true };
     if (!UUID.test(request.conversationId)) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'conversation id must be a UUID');
     const found = await this.store.find(tenantId, userId, request.conversationId);
     if (!found) throw new GrpcError(GrpcStatus.NOT_FOUND, `conversation ${request.conversationId} not found`);

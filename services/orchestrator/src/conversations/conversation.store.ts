@@ -12,6 +12,8 @@ export interface Conversation {
   tenantId: string;
   userId: string;
   model: string;
+  /** Not written yet: its first appendTurn creates it in the same round trip. */
+  unsaved?: boolean;
 }
 
 /** Conversations and their messages, always read and written inside the tenant's RLS scope. */
@@ -42,6 +44,11 @@ export class ConversationStore {
     return { id, tenantId, userId, model };
   }
 
+  /** A new conversation that is written with its first turn (appendTurn), saving a round trip before generation. */
+  draft(tenantId: string, userId: string, model: string): Conversation {
+    return { id: randomUUID(), tenantId, userId, model, unsaved: true };
+  }
+
   /** The newest `limit` messages, oldest first. */
   async history(conversation: Conversation, limit: number): Promise<StoredMessage[]> {
     if (limit === 0) return [];
@@ -62,12 +69,19 @@ export class ConversationStore {
     turn: { requestId?: string; messages: StoredMessage[]; answer: string; complete: boolean; inputTokens?: number; outputTokens?: number },
   ): Promise<string> {
     const answerId = randomUUID();
-    // One round trip (orchestrator.append_turn, migration 002): the messages in order, the answer, updated_at.
-    await this.pool.query(`SELECT orchestrator.append_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
-      conversation.id, conversation.tenantId, turn.requestId ?? null,
-      turn.messages.map((message) => message.role), turn.messages.map((message) => message.content),
+    const rest = [
+      turn.requestId ?? null, turn.messages.map((message) => message.role), turn.messages.map((message) => message.content),
       answerId, turn.answer, turn.complete ? 'complete' : 'incomplete', turn.inputTokens ?? null, turn.outputTokens ?? null,
-    ]);
+    ];
+    // One round trip (migrations 002, 003): for a draft the conversation first, then the messages in order, the answer, updated_at.
+    if (conversation.unsaved) {
+      await this.pool.query(`SELECT orchestrator.append_first_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [
+        conversation.id, conversation.tenantId, conversation.userId, conversation.model, ...rest,
+      ]);
+      conversation.unsaved = false;
+    } else {
+      await this.pool.query(`SELECT orchestrator.append_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [conversation.id, conversation.tenantId, ...rest]);
+    }
     return answerId;
   }
 }
