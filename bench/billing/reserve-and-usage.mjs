@@ -163,6 +163,16 @@ if (warmup > 0) await phase(warmup, 0);
 const { latencies, errors, achieved } = await phase(total, warmup);
 latencies.sort((a, b) => a - b);
 client.close();
+// Billing's own view of the same calls (warm-up included): where the tail is spent, in the server or around it.
+const serverSide = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((response) => response.text()).then((text) => {
+  const buckets = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('grpc_server_handling_seconds_bucket{') || !/method="[^"]*Reserve"/.test(line)) continue;
+    buckets[/le="([^"]+)"/.exec(line)[1]] = Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  const total = buckets['+Inf'] ?? 0;
+  return total ? Object.fromEntries(['0.001', '0.0025', '0.005', '0.01'].map((le) => [`le_${Number(le) * 1000}ms`, +((buckets[le] ?? 0) / total).toFixed(4)])) : undefined;
+}, () => undefined);
 await running.shutdown('bench finished');
 await pool.end();
 
@@ -186,6 +196,7 @@ const result = {
   reserve_errors: errors,
   reserve_p50_ms: +percentile(latencies, 50).toFixed(2),
   reserve_p99_ms: +percentile(latencies, 99).toFixed(2),
+  reserve_server_share_within: serverSide,
   reserve_max_ms: +latencies.at(-1).toFixed(2),
 };
 console.log(JSON.stringify(result));
