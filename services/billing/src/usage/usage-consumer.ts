@@ -19,11 +19,12 @@ const isDataError = (error: unknown) => {
 /**
  * Consumes `usage.events.v1` (USAGE_TOPIC) exactly once in effect, a Kafka batch at a time
  * (`eachBatch`, chunks of USAGE_BATCH_SIZE): in ONE Postgres transaction the
- * chunk's message ids go into `processed_events` (ids already there are
- * skipped), poison messages are parked in `usage.events.dlq.v1` with their
- * reason, and the new events are settled in bulk (BatchSettlement). The offset
- * is committed only after that transaction; a crash anywhere before redelivers
- * the chunk, whose ids are then found and skipped. If the bulk transaction
+ * chunk's events are settled in bulk (BatchSettlement: one usage record per
+ * unique event id; an id already recorded is skipped and charges nothing), and
+ * poison messages are parked in `usage.events.dlq.v1` with their reason and
+ * remembered in `processed_events`. The offset is committed only after that
+ * transaction; a crash anywhere before redelivers the chunk, whose events are
+ * then found recorded and skipped. If the bulk transaction
  * fails on a data error, the chunk is retried one event per transaction so the
  * one bad event is parked and the rest are billed.
  */
@@ -131,24 +132,22 @@ export class UsageConsumer {
   private async processChunk(parsed: Parsed[]): Promise<void> {
     try {
       await withTransaction(this.pool, async (client) => {
-        const { rows } = await client.query<{ event_id: string }>(
-          `INSERT INTO billing.processed_events (consumer_group, event_id, outcome)
-           SELECT $1, id, outcome FROM unnest($2::text[], $3::text[]) AS t(id, outcome)
-           ON CONFLICT DO NOTHING RETURNING event_id`,
-          [this.config.KAFKA_CONSUMER_GROUP, parsed.map((item) => item.event.id), parsed.map((item) => ('usage' in item ? 'applied' : 'dead_lettered'))],
-        );
+        // Poison messages are remembered per consumer group, so a redelivery is not parked twice.
+        // Valid events need no row here: usage_records.event_id is unique and written in this same
+        // transaction, and BatchSettlement charges only the events it inserted.
+        const poisonItems = parsed.filter((item) => !item.usage);
+        const { rows } = poisonItems.length
+          ? await client.query<{ event_id: string }>(
+              `INSERT INTO billing.processed_events (consumer_group, event_id, outcome)
+               SELECT $1, id, 'dead_lettered' FROM unnest($2::text[]) AS t(id)
+               ON CONFLICT DO NOTHING RETURNING event_id`,
+              [this.config.KAFKA_CONSUMER_GROUP, poisonItems.map((item) => item.event.id)],
+            )
+          : { rows: [] };
         const fresh = new Set(rows.map((row) => row.event_id));
-        const taken = new Set<string>();
-        const isNew = (id: string) => fresh.has(id) && !taken.has(id) && taken.add(id) !== undefined;
-        const usable: ValidUsage[] = [];
-        const poison: Array<{ event: ConsumedEvent; reason: string }> = [];
-        for (const item of parsed) {
-          if (!isNew(item.event.id)) continue;
-          if ('usage' in item) usable.push(item.usage!);
-          else poison.push({ event: item.event, reason: item.reason! });
-        }
+        const poison = poisonItems.filter((item) => fresh.delete(item.event.id)).map((item) => ({ event: item.event, reason: item.reason! }));
         await this.deadLetter(poison);
-        await this.batch.apply(client, usable);
+        await this.batch.apply(client, parsed.flatMap((item) => (item.usage ? [item.usage] : [])));
       });
       await this.budgets.afterCommit();
     } catch (error) {
@@ -158,15 +157,15 @@ export class UsageConsumer {
     }
   }
 
-  /** One event, one transaction: a data error parks only this event. */
+  /** One event, one transaction: a data error parks only this event (once: it is remembered as dead-lettered). */
   private async processOne(event: ConsumedEvent): Promise<void> {
+    const parked = await this.pool.query(`SELECT 1 FROM billing.processed_events WHERE consumer_group = $1 AND event_id = $2`, [this.config.KAFKA_CONSUMER_GROUP, event.id]);
+    if (parked.rowCount) return;
     try {
+      const usage = parseUsageEvent(event, this.prices);
       await withTransaction(this.pool, async (client) => {
-        const { rowCount } = await client.query(`INSERT INTO billing.processed_events (consumer_group, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [this.config.KAFKA_CONSUMER_GROUP, event.id]);
-        if (!rowCount) return;
-        const usage = parseUsageEvent(event, this.prices);
         try {
-          await this.single.apply(client, usage);
+          await this.single.apply(client, usage); // a usage record already there: nothing happens
         } catch (error) {
           if (isDataError(error)) throw new PoisonMessageError(`rejected by the database (${(error as { code: string }).code}): ${(error as Error).message}`);
           throw error;
