@@ -18,6 +18,7 @@ describe('gRPC server and client', () => {
   let client: ServiceClient<typeof orchestrator.ChatService>;
   let lastAbortReason: unknown;
   let streamAborted: Promise<void> = Promise.resolve();
+  const finishedCallSignals: AbortSignal[] = [];
 
   beforeAll(async () => {
     startTelemetry({ serviceName: 'grpc-test', inMemory: true });
@@ -36,6 +37,11 @@ describe('gRPC server and client', () => {
         if (request.model === 'missing') throw new GrpcError(GrpcStatus.NOT_FOUND, 'no such model');
         if (request.model === 'crash') throw new Error('secret internal detail');
         if (request.model.startsWith('surrogate')) throw new GrpcError(GrpcStatus.NOT_FOUND, `conversation ${request.model} not found`);
+        if (request.model === 'complete') {
+          finishedCallSignals.push(call.signal);
+          yield { event: { case: 'delta', value: { text: 'done' } } };
+          return;
+        }
         if (request.model === 'echo-downstream') {
           const { models } = await backClient.listModels({});
           yield { event: { case: 'delta', value: { text: models[0]!.id } } };
@@ -47,7 +53,8 @@ describe('gRPC server and client', () => {
         await streamAborted;
         lastAbortReason = call.signal.reason;
       },
-      async listModels() {
+      async listModels(_request: unknown, call: CallInfo) {
+        finishedCallSignals.push(call.signal);
         return { models: [] };
       },
     });
@@ -93,6 +100,15 @@ describe('gRPC server and client', () => {
     // A lone surrogate in the message once crashed the server inside grpc-js.
     expect(await codeOf('surrogate\uD800')).toEqual({ code: GrpcStatus.NOT_FOUND, details: 'conversation surrogate\uFFFD not found' });
     expect(await codeOf('missing')).toMatchObject({ code: GrpcStatus.NOT_FOUND });
+  });
+
+  it('leaves the signal of a call that finished normally unaborted (no cancel after the fact)', async () => {
+    await client.listModels({});
+    for await (const _ of client.chat({ model: 'complete' })) void _;
+    expect(finishedCallSignals).toHaveLength(2);
+    // Give the transport time to close both streams: grpc-js reports 'cancelled' on close.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(finishedCallSignals.map((signal) => signal.aborted)).toEqual([false, false]);
   });
 
   it('turns a client cancel into an aborted signal on the server', async () => {

@@ -92,13 +92,22 @@ export class GrpcServer {
     const deadline = rawDeadline instanceof Date ? rawDeadline.getTime() : Number.isFinite(rawDeadline) ? Number(rawDeadline) : undefined;
     const context = metadataToContext(call.metadata, deadline);
     const controller = new AbortController();
-    call.on('cancelled', () => controller.abort(new GrpcError(status.CANCELLED, 'cancelled by client')));
+    // grpc-js also reports 'cancelled' when the stream closes after a call that already finished;
+    // aborting then would only build an error (a stack trace) and wake every listener of the signal, per call.
+    let finished = false;
+    call.on('cancelled', () => {
+      if (!finished) controller.abort(new GrpcError(status.CANCELLED, 'cancelled by client'));
+    });
     let timer: NodeJS.Timeout | undefined;
     if (deadline) {
       timer = setTimeout(() => controller.abort(new GrpcError(status.DEADLINE_EXCEEDED, 'deadline exceeded')), Math.max(0, deadline - Date.now()));
     }
     const info: CallInfo = { signal: controller.signal, context, method: `${method.parent.typeName}/${method.name}` };
-    return { info, controller, clear: () => clearTimeout(timer), parent: extractTraceContext(metadataCarrier(call.metadata)) };
+    const clear = () => {
+      finished = true;
+      clearTimeout(timer);
+    };
+    return { info, controller, clear, parent: extractTraceContext(metadataCarrier(call.metadata)) };
   }
 
   private toStatus(error: unknown, method: string): { code: number; details: string; metadata?: Metadata } {
