@@ -22,8 +22,11 @@ export async function startChain({ logLevel = 'warn', keep = false, env = () => 
   const infra = infraEnv();
   const ports = await freePorts();
   const children = [];
+  /** Every process by name (engine-fixture, billing, ..., gateway-1, ...), e.g. for their peak memory. */
+  const processes = new Map();
   const logs = new Map();
   const track = (name, child) => {
+    processes.set(name, child);
     const lines = [];
     logs.set(name, lines);
     const collect = (chunk) => { if (keep) { lines.push(...chunk.toString().split('\n').filter(Boolean)); if (lines.length > 500) lines.splice(0, lines.length - 500); } };
@@ -45,6 +48,8 @@ export async function startChain({ logLevel = 'warn', keep = false, env = () => 
   return {
     ports,
     logs,
+    processes,
+    engineUrl: `http://127.0.0.1:${ports['cpu-engine'].http}`,
     /** A real gateway process; `env` overrides (e.g. REDIS_URL, REDIS_TIMEOUT_MS). */
     async addGateway(overrides = {}) {
       const port = await freePort();
@@ -56,14 +61,19 @@ export async function startChain({ logLevel = 'warn', keep = false, env = () => 
       return { name, url: `http://127.0.0.1:${port}`, child };
     },
     async stop() {
-      await Promise.all(children.map((child) => new Promise((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        child.once('exit', () => { clearTimeout(timer); resolve(); });
-        child.kill('SIGTERM');
-      })));
+      await Promise.all(children.map(stopProcess));
     },
   };
+}
+
+/** SIGTERM (a graceful drain), SIGKILL after 10 s. */
+export async function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => { clearTimeout(timer); resolve(); });
+    child.kill('SIGTERM');
+  });
 }
 
 export async function admin(gatewayUrl, method, pathname, body) {

@@ -86,14 +86,6 @@ export async function startPortkey(engineUrl) {
   };
 }
 
-export async function stopProcess(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  await new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
-    child.kill('SIGTERM');
-  });
-}
 
 /** The pid and every descendant (LiteLLM with several workers forks them). */
 export function processTree(pid) {

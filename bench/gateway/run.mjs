@@ -13,14 +13,15 @@
 //     [--systems engine,platform,litellm,portkey] [--litellm-workers 1] [--out bench/results/gateway-peers.json]
 //   (a bare number as first argument is --seconds, as before). Markdown table on stdout, per-cell
 //   rows on stderr, the full report in --out (print it again: node bench/gateway/peers-table.mjs FILE).
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePorts, repoRoot, serviceEnv, spawnService, waitReady, SERVED_MODEL } from '../../infra/local/stack.mjs';
+import { repoRoot, SERVED_MODEL } from '../../infra/local/stack.mjs';
+import { createTenant, startChain, stopProcess, waitServing } from './chain.mjs';
 import { peersTable } from './peers-table.mjs';
-import { peakRssMiB, processTree, startLiteLLM, startPortkey, stopProcess } from './peers.mjs';
+import { peakRssMiB, processTree, startLiteLLM, startPortkey } from './peers.mjs';
 
 const argv = process.argv.slice(2);
 if (/^\d+(\.\d+)?$/.test(argv[0] ?? '')) argv.unshift('--seconds');
@@ -40,8 +41,6 @@ const concurrencies = opts.concurrency.split(',').map(Number);
 const modes = opts.modes.split(',');
 const wanted = new Set(opts.systems.split(','));
 const loadScript = path.join(repoRoot, 'bench/gateway/closed-loop-load.mjs');
-const infra = Object.fromEntries(['DATABASE_URL', 'REDIS_URL', 'KAFKA_BROKERS', 'MODEL_PATH'].map((k) => [k, process.env[k] ?? '']));
-if (!infra.DATABASE_URL) throw new Error('DATABASE_URL not set: set -a; source .local/infra.env; set +a');
 
 const report = {
   command: `node bench/gateway/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
@@ -53,39 +52,23 @@ const report = {
 };
 
 // ---- the platform: fixture + the services on the request path (retrieval and tool-sandbox are off it)
-const ports = await freePorts();
-const processes = new Map(); // system -> Map(process name -> child)
-const own = new Map();
-processes.set('engine', new Map());
-processes.set('platform', own);
-const fixture = spawn(process.execPath, [path.join(repoRoot, 'bench/gateway/engine-fixture.mjs')], { env: { ...process.env, PORT: String(ports['cpu-engine'].http), MODEL_NAME: SERVED_MODEL }, stdio: 'ignore' });
-processes.get('engine').set('engine-fixture', fixture);
-const engineUrl = `http://127.0.0.1:${ports['cpu-engine'].http}`;
-await waitReady(`${engineUrl}/health`, { name: 'engine-fixture' });
+const chain = await startChain();
 // Limits far above what the run can send, so nothing is refused (the limiter still runs).
 const tiers = JSON.stringify({ default: { key: { requests_per_minute: 10_000_000, tokens_per_minute: 1_000_000_000 } } });
-for (const name of ['billing', 'inference-scheduler', 'orchestrator', 'gateway']) {
-  const extra = name === 'gateway' ? { RATE_LIMIT_TIERS: tiers } : {};
-  const child = spawnService(name, { ...serviceEnv(name, ports, infra, {}), ...extra, LOG_LEVEL: 'warn' });
-  child.stdout?.resume(); child.stderr?.resume();
-  own.set(name, child);
-  await waitReady(`http://127.0.0.1:${ports[name].http}/readyz`, { name, timeoutMs: 120_000, isAlive: () => child.exitCode === null });
-}
-const gatewayUrl = `http://127.0.0.1:${ports.gateway.http}`;
-const credentials = path.join(mkdtempSync(path.join(os.tmpdir(), 'bench-')), 'creds.json');
-execFileSync(process.execPath, [path.join(repoRoot, 'services/gateway/dist/cli/seed-dev.js'), credentials, gatewayUrl], { env: { ...process.env, DATABASE_URL: infra.DATABASE_URL, DEV_TENANT_ID: `bench_${Date.now()}`, DEV_USER_ID: 'bench_user' }, stdio: 'pipe' });
-const { apiKey } = JSON.parse(readFileSync(credentials, 'utf8'));
-for (let i = 0; i < 240; i++) {
-  const r = await fetch(`${gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } }).catch(() => undefined);
-  if (r?.ok && (await r.json()).data.some((m) => m.id === SERVED_MODEL)) break;
-  await new Promise((resolve) => setTimeout(resolve, 250));
-}
+const gateway = await chain.addGateway({ RATE_LIMIT_TIERS: tiers });
+const { apiKey } = await createTenant(gateway.url);
+await waitServing(gateway.url, apiKey);
+const engineUrl = chain.engineUrl;
+const gatewayUrl = gateway.url;
+const processes = new Map(); // system -> Map(process name -> child)
+processes.set('engine', new Map([['engine-fixture', chain.processes.get('engine-fixture')]]));
+processes.set('platform', new Map([...chain.processes].filter(([name]) => name !== 'engine-fixture')));
 
 const systems = [];
 if (wanted.has('engine')) systems.push({ name: 'engine', url: engineUrl, headers: {} });
 report.systems.engine = { what: 'engine fixture called directly (bench/gateway/engine-fixture.mjs, zero delay)' };
 if (wanted.has('platform')) systems.push({ name: 'platform', url: gatewayUrl, headers: { authorization: `Bearer ${apiKey}` } });
-report.systems.platform = { what: 'gateway -> orchestrator -> inference-scheduler -> fixture; API key, Redis limits, billing Reserve, new conversation stored', processes: [...own.keys()] };
+report.systems.platform = { what: 'gateway -> orchestrator -> inference-scheduler -> fixture; API key, Redis limits, billing Reserve, new conversation stored', processes: [...processes.get('platform').keys()] };
 
 // ---- the peers, each one hop in front of the same fixture
 const peerStarters = { litellm: () => startLiteLLM(engineUrl, { workers: Number(opts['litellm-workers']) }), portkey: () => startPortkey(engineUrl) };
@@ -177,5 +160,5 @@ try {
   process.stdout.write(peersTable(report));
   console.error(`[bench] report written to ${opts.out}`);
 } finally {
-  await Promise.all([...peers.map((peer) => stopProcess(peer.child)), ...[...own.values()].map(stopProcess), stopProcess(fixture)]);
+  await Promise.all([...peers.map((peer) => stopProcess(peer.child)), chain.stop()]);
 }
