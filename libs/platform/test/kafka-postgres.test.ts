@@ -110,6 +110,35 @@ describe('outbox and idempotent consumer', () => {
     expect((await pool.query(`SELECT count(*)::int AS n FROM ${schema}.outbox`)).rows[0].n).toBe(0);
   });
 
+  it('relays a burst of enqueues in few passes, and steady enqueues do not hold the relay back', async () => {
+    const batches: number[] = [];
+    const counting = { publish: (to: string, events: unknown[]) => (batches.push(events.length), publisher.publish(to, events as never)) } as unknown as EventPublisher;
+    // A table of its own (the first test's outbox keeps relaying its schema's), and no periodic
+    // pass (1 min): only the wakes of enqueue relay anything here.
+    const own = `${schema}_burst`;
+    await pool.query(`CREATE SCHEMA IF NOT EXISTS ${own}`);
+    const outbox = new Outbox(pool, own, counting, logger, 60_000, 20);
+    await outbox.ensureTable();
+    const pendingRows = async () => (await pool.query(`SELECT count(*)::int AS n FROM ${own}.outbox`)).rows[0].n as number;
+    await Promise.all(Array.from({ length: 30 }, (_, i) => outbox.enqueue(topic, { type: 'test.v1', source: 'test', key: 'tenant-b', data: `burst-${i}` })));
+    await waitFor(async () => ((await pendingRows()) === 0 ? true : undefined), 'the burst to be relayed');
+    expect(batches.reduce((sum, n) => sum + n, 0)).toBe(30);
+    expect(batches.length).toBeLessThanOrEqual(3);
+
+    // One enqueue every 5 ms: each wake comes before the previous one's pass is due.
+    const first = await outbox.enqueue(topic, { type: 'test.v1', source: 'test', key: 'tenant-b', data: 'steady-0' });
+    let firstRelayedWhileEnqueuing = false;
+    for (let i = 1; i < 60; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await outbox.enqueue(topic, { type: 'test.v1', source: 'test', key: 'tenant-b', data: `steady-${i}` });
+      const { rowCount } = await pool.query(`SELECT 1 FROM ${own}.outbox WHERE event->>'id' = $1`, [first]);
+      if (rowCount === 0) firstRelayedWhileEnqueuing = true;
+    }
+    expect(firstRelayedWhileEnqueuing).toBe(true);
+    await outbox.stop();
+    expect(await pendingRows()).toBe(0); // stop sends what is left
+  });
+
   it('parks a poison event in the dead-letter topic with its reason and keeps consuming', async () => {
     const poisonId = randomUUID();
     const afterId = randomUUID();

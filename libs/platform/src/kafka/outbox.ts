@@ -19,7 +19,10 @@ interface OutboxRow {
  */
 export class Outbox {
   private timer?: NodeJS.Timeout;
+  /** When the scheduled pass fires (ms since epoch). */
+  private dueAt = Infinity;
   private running = false;
+  private again = false;
   private stopped = false;
   private pending?: Promise<void>;
 
@@ -29,6 +32,12 @@ export class Outbox {
     private readonly publisher: EventPublisher,
     private readonly logger: Logger,
     private readonly intervalMs = 250,
+    /**
+     * How long a pass waits after an enqueue for more events to join it. One pass is a transaction
+     * of four round trips and a Kafka produce, so one per event under load cost more than the
+     * events; 20 ms coalesces them while a usage event still reaches Kafka well within a second.
+     */
+    private readonly coalesceMs = 20,
   ) {}
 
   async ensureTable(): Promise<void> {
@@ -54,31 +63,47 @@ export class Outbox {
 
   /** Sends what is pending now; used at shutdown and by `wake`. */
   async flush(): Promise<void> {
-    if (this.running) return this.pending;
+    if (this.running) {
+      // Events may have been enqueued after this pass read the table: one more pass follows it.
+      this.again = true;
+      return this.pending;
+    }
     this.running = true;
-    this.pending = this.relay().finally(() => {
-      this.running = false;
-    });
+    this.pending = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.relay();
+        } while (this.again);
+      } finally {
+        this.running = false;
+      }
+    })();
     return this.pending;
   }
 
   wake(): void {
-    if (!this.stopped) this.schedule(0);
+    // A pass already due sooner stays as it is: later wakes must not push it back under steady load.
+    if (!this.stopped && this.dueAt > Date.now() + this.coalesceMs) this.schedule(this.coalesceMs);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.dueAt = Infinity;
     await this.flush().catch(() => undefined);
   }
 
   private schedule(delayMs: number) {
     clearTimeout(this.timer);
+    this.dueAt = Date.now() + delayMs;
     this.timer = setTimeout(() => {
+      this.dueAt = Infinity;
       this.flush()
         .catch((error) => this.logger.warn({ err: error }, 'outbox relay failed; retrying'))
         .finally(() => {
-          if (!this.stopped) this.schedule(this.intervalMs);
+          // A wake during the pass has already scheduled the next one sooner.
+          if (!this.stopped && this.dueAt === Infinity) this.schedule(this.intervalMs);
         });
     }, delayMs);
     this.timer.unref();
