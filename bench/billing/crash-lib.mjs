@@ -46,7 +46,7 @@ export function makeUsageEvents({ count, tenants, prefix, duplicateEvery = 50 })
 
 /** The built billing service (services/billing/dist/main.js) as a child process. */
 export function spawnBilling(env, onOutput = () => {}) {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'services/billing/dist/main.js')], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(process.env.BILLING_NODE_FLAGS ? process.env.BILLING_NODE_FLAGS.split(" ").filter(Boolean) : []), path.join(repoRoot, 'services/billing/dist/main.js')], { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', onOutput);
   child.stderr.on('data', onOutput);
   return child;

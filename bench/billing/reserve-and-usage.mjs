@@ -3,20 +3,27 @@
 //
 //   (a SEPARATE infra instance, never the shared one: see bench/results/billing.md)
 //   set -a; source /tmp/billing-crash/infra.env; set +a; npx tsc -b tsconfig.build.json
-//   node bench/billing/reserve-and-usage.mjs --tenants 1000 --events 100000 --rps 500 --seconds 10
+//   node bench/billing/reserve-and-usage.mjs --tenants 1000 --events 100000 --rps 500 --seconds 30 --warmup-seconds 5 --existing-accounts
 //
 // Billing runs as a child process (built dist/main.js) on its own usage topic and
-// consumer group. Phase 1 produces a backlog of usage events (no reservation, one of N
+// consumer group. With --existing-accounts, phase 0 first drains one event per tenant in
+// a billing process of its own (reported apart as first touches). Phase 1 produces a backlog of usage events (no reservation, one of N
 // tenants each) BEFORE billing starts, then times billing draining it: events
 // applied per second, sustained, from the first applied chunk to the last.
-// Phase 2 calls Reserve over gRPC, open loop at --rps (each call sent at its
-// scheduled time whatever the previous ones did), tenants round-robin, and
-// reports p50/p99/max of the latencies. Prints one JSON line.
+// Phase 2 calls Reserve over gRPC, open loop at --rps, tenants round-robin, from
+// each load generator of --clients in turn (ghz and a Node client by default), and
+// reports p50/p99/max of the latencies, billing's own share of calls answered within
+// 1/2.5/5/10 ms and the CPU per call. Each run uses a database of its own, dropped at
+// the end (--keep-database keeps it). Prints one JSON line.
+// Diagnostics: BILLING_NODE_FLAGS passes flags to billing's node (say --trace-gc);
+// BENCH_LOG_SLOW_MS logs the run database's statements slower than that to Postgres' log.
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { create, toJsonString } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { billing, EventTypes, events } from '@ai-platform/contracts';
@@ -25,7 +32,11 @@ import { freePort } from '../../infra/local/stack.mjs';
 import { spawnBilling, waitReady } from './crash-lib.mjs';
 
 const { values: args } = parseArgs({
-  options: { tenants: { type: 'string', default: '1000' }, events: { type: 'string', default: '100000' }, rps: { type: 'string', default: '500' }, seconds: { type: 'string', default: '10' }, 'warmup-seconds': { type: 'string', default: '1' } },
+  options: {
+    tenants: { type: 'string', default: '1000' }, events: { type: 'string', default: '100000' }, 'existing-accounts': { type: 'boolean', default: false },
+    rps: { type: 'string', default: '500' }, seconds: { type: 'string', default: '10' }, 'warmup-seconds': { type: 'string', default: '1' },
+    clients: { type: 'string', default: 'ghz,node' }, 'keep-database': { type: 'boolean', default: false },
+  },
 });
 if (/:55432\//.test(process.env.DATABASE_URL ?? '')) throw new Error('refusing to run on the shared database (port 55432): use a separate infra instance');
 const TENANTS = Number(args.tenants);
@@ -66,64 +77,118 @@ function postgresCpuSeconds() {
   }
   return total;
 }
+// Each run gets a database of its own: holds left open by earlier runs expire later, and the
+// expiry sweeper settling them (locking the same accounts) would otherwise be measured too.
+const database = `bench_${run}`;
+{
+  const admin = createPool(process.env.DATABASE_URL, { applicationName: 'billing-bench-admin', max: 1 });
+  await admin.query(`CREATE DATABASE ${database}`);
+  if (process.env.BENCH_LOG_SLOW_MS) await admin.query(`ALTER DATABASE ${database} SET log_min_duration_statement = ${Number(process.env.BENCH_LOG_SLOW_MS)}`);
+  await admin.end();
+}
+const sharedDatabaseUrl = process.env.DATABASE_URL;
+process.env.DATABASE_URL = Object.assign(new URL(sharedDatabaseUrl), { pathname: `/${database}` }).toString();
+const execFileAsync = promisify(execFile);
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 const kafka = createKafka(process.env.KAFKA_BROKERS.split(','), `billing-bench-${run}`, createLogger('bench', 'error'));
 await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
-const publisher = new EventPublisher(kafka);
-await publisher.connect();
 
-// Phase 1a: the backlog.
-let expectedMicros = 0n;
-const produceStart = performance.now();
-for (let from = 0; from < EVENTS; from += 2_000) {
-  const batch = [];
-  for (let i = from; i < Math.min(EVENTS, from + 2_000); i++) {
-    const output = 1 + (i % 50);
-    expectedMicros += BigInt(Math.ceil((output * 400_000) / 1_000_000)) + BigInt(Math.ceil((10 * 100_000) / 1_000_000));
-    const now = new Date();
-    const event = create(events.UsageEventSchema, {
-      eventId: randomUUID(), tenantId: tenantOf(i), userId: 'u', apiKeyId: 'k', requestId: `r${i}`, model: MODEL, inputTokens: 10, outputTokens: output,
-      status: events.UsageStatus.COMPLETED, startedAt: timestampFromDate(now), finishedAt: timestampFromDate(now),
-    });
-    batch.push({ id: event.eventId, type: EventTypes.usageRecorded, source: 'billing-bench', key: event.tenantId, data: toJsonString(events.UsageEventSchema, event) });
+/** Produces `count` usage events (event i for tenant i mod N) to `topicName`; returns their cost in µ. */
+async function produce(topicName, count, firstIndex) {
+  const publisher = new EventPublisher(kafka);
+  await publisher.connect();
+  let micros = 0n;
+  for (let from = firstIndex; from < firstIndex + count; from += 2_000) {
+    const batch = [];
+    for (let i = from; i < Math.min(firstIndex + count, from + 2_000); i++) {
+      const output = 1 + (i % 50);
+      micros += BigInt(Math.ceil((output * 400_000) / 1_000_000)) + BigInt(Math.ceil((10 * 100_000) / 1_000_000));
+      const now = new Date();
+      const event = create(events.UsageEventSchema, {
+        eventId: randomUUID(), tenantId: tenantOf(i), userId: 'u', apiKeyId: 'k', requestId: `r${i}`, model: MODEL, inputTokens: 10, outputTokens: output,
+        status: events.UsageStatus.COMPLETED, startedAt: timestampFromDate(now), finishedAt: timestampFromDate(now),
+      });
+      batch.push({ id: event.eventId, type: EventTypes.usageRecorded, source: 'billing-bench', key: event.tenantId, data: toJsonString(events.UsageEventSchema, event) });
+    }
+    await publisher.publish(topicName, batch);
   }
-  await publisher.publish(topic, batch);
+  await publisher.disconnect();
+  return micros;
 }
-const produceSeconds = (performance.now() - produceStart) / 1000;
-await publisher.disconnect();
 
-// Phase 1b: billing starts and drains it.
 Object.assign(process.env, {
   NODE_ENV: 'production', LOG_LEVEL: 'warn', HTTP_PORT: '0', GRPC_PORT: '0', DATABASE_POOL_MAX: '20',
-  SIGNUP_GRANT_CREDITS: '1000000', KAFKA_CONSUMER_GROUP: group, USAGE_TOPIC: topic, USAGE_DLQ_TOPIC: `${topic}.dlq`,
+  SIGNUP_GRANT_CREDITS: '1000000', USAGE_DLQ_TOPIC: `${topic}.dlq`,
   MODEL_PRICES_JSON: JSON.stringify([{ model: MODEL, inputMicrosPerMillion: 100_000, cachedInputMicrosPerMillion: 25_000, outputMicrosPerMillion: 400_000 }]),
   RESERVATION_TTL_SECONDS: '3600',
 });
-// Billing runs as its own process (built dist), as in production: the benchmark's own
-// event loop (producer, gRPC client, pacing) does not share a thread with it.
-const httpPort = await freePort();
-const grpcPort = await freePort();
 const pool = createPool(process.env.DATABASE_URL, { applicationName: 'billing-bench', max: 2 });
-const billingProcess = spawnBilling({ ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort) }, (chunk) => process.stderr.write(chunk));
-await waitReady(`http://127.0.0.1:${httpPort}/readyz`, billingProcess, 120_000);
-const running = { grpcPort, shutdown: async () => { billingProcess.kill('SIGTERM'); await new Promise((resolve) => billingProcess.once('exit', resolve)); } };
-// Progress from the group's committed offsets (committed only after each chunk's transaction):
-// cheap for the broker, where counting processed_events rows would load the Postgres being measured.
 const admin = kafka.admin();
 await admin.connect();
-const committed = async () => (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0].partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
-const cpuBefore = { billing: processCpuSeconds(billingProcess.pid), postgres: postgresCpuSeconds() };
-const consumeStart = performance.now();
-let firstApplied;
-let applied = 0;
-while (applied < EVENTS) {
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  applied = await committed();
-  if (applied > 0 && firstApplied === undefined) firstApplied = { at: performance.now(), applied };
+
+/**
+ * Starts billing (its own process, built dist, as in production: the benchmark's event
+ * loop does not share a thread with it) on `topicName` and times it draining the `count`
+ * events already there. Progress comes from the group's committed offsets (committed only
+ * after each chunk's transaction): cheap for the broker, where counting rows would load
+ * the Postgres being measured.
+ */
+async function startAndDrain(topicName, groupName, count) {
+  const httpPort = await freePort();
+  const grpcPort = await freePort();
+  const child = spawnBilling(
+    { ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: String(httpPort), GRPC_PORT: String(grpcPort), KAFKA_CONSUMER_GROUP: groupName, USAGE_TOPIC: topicName },
+    (chunk) => process.stderr.write(chunk),
+  );
+  await waitReady(`http://127.0.0.1:${httpPort}/readyz`, child, 120_000);
+  const committed = async () => (await admin.fetchOffsets({ groupId: groupName, topics: [topicName] }))[0].partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+  const cpuBefore = { billing: processCpuSeconds(child.pid), postgres: postgresCpuSeconds() };
+  const start = performance.now();
+  let firstApplied;
+  let applied = 0;
+  while (applied < count) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    applied = await committed();
+    if (applied > 0 && firstApplied === undefined) firstApplied = { at: performance.now(), applied };
+  }
+  const end = performance.now();
+  const cpu = { billing: processCpuSeconds(child.pid) - cpuBefore.billing, postgres: postgresCpuSeconds() - cpuBefore.postgres };
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+  };
+  return {
+    child, httpPort, grpcPort, stop,
+    stats: {
+      applied,
+      drain_seconds: +((end - start) / 1000).toFixed(2),
+      // From the first applied chunk to the last: billing's start-up is not counted.
+      events_per_second_sustained: Math.round((applied - (firstApplied?.applied ?? 0)) / ((end - (firstApplied?.at ?? start)) / 1000)),
+      cpu_us_per_event: { billing: Math.round((cpu.billing * 1e6) / count), postgres: Math.round((cpu.postgres * 1e6) / count) },
+    },
+  };
 }
-const drainEnd = performance.now();
-const cpu = { billing: processCpuSeconds(billingProcess.pid) - cpuBefore.billing, postgres: postgresCpuSeconds() - cpuBefore.postgres };
+
+// Phase 0 (--existing-accounts): every tenant's first event, drained by a billing process
+// of its own, so that the measured backlog finds the accounts already there (as in
+// production, where a tenant's account is created once). Reported apart: first touches
+// also create the account and its sign-up grant.
+let expectedMicros = 0n;
+let firstTouch;
+if (args['existing-accounts']) {
+  await ensureTopics(kafka, [{ topic: `${topic}.first` }]);
+  expectedMicros += await produce(`${topic}.first`, TENANTS, 0);
+  const priming = await startAndDrain(`${topic}.first`, `${group}-first`, TENANTS);
+  await priming.stop();
+  firstTouch = priming.stats;
+}
+
+// Phase 1: the backlog is produced BEFORE billing starts, then billing drains it.
+const produceStart = performance.now();
+expectedMicros += await produce(topic, EVENTS, firstTouch ? TENANTS : 0);
+const produceSeconds = (performance.now() - produceStart) / 1000;
+const { child: billingProcess, httpPort, grpcPort, stop: stopBilling, stats: usage } = await startAndDrain(topic, group, EVENTS);
 await admin.disconnect();
 const { rows: totals } = await pool.query(`SELECT count(*) AS n, coalesce(sum(cost_micros), 0)::text AS cost FROM billing.usage_records WHERE tenant_id LIKE $1`, [`bench-${run}-%`]);
 const { rows: ledger } = await pool.query(
@@ -134,12 +199,39 @@ const { rows: ledger } = await pool.query(
 
 // Phase 2: Reserve at a fixed rate, after a CHECKPOINT (when permitted) so that it does
 // not pay for flushing the backlog's dirty pages (the two targets are measured apart).
+// Two load generators in turn, each after a warm-up (--warmup-seconds at the same rate,
+// not measured): ghz, a gRPC load generator in Go (bench/tools/ghz.sh), and a Node
+// client built on the platform's own gRPC client. Both are open loop: each call is
+// sent at its scheduled time whatever the previous ones did.
 const checkpoint = await pool.query('CHECKPOINT').then(() => true, () => false);
-const client = createGrpcClient(billing.BillingService, `127.0.0.1:${running.grpcPort}`, { defaultTimeoutMs: 10_000 });
 const total = RPS * SECONDS;
-// One paced phase of `count` calls; the first (--warmup-seconds, default 1 s, not
-// measured) lets the connection pool fill and the code warm up, as a running service is.
-async function phase(count, offset) {
+const warmup = Math.round(RPS * Number(args['warmup-seconds']));
+const clients = args.clients.split(',').filter(Boolean);
+let tenantCursor = 0;
+const nextRequests = (count) => Array.from({ length: count }, () => {
+  const i = tenantCursor++;
+  return { tenantId: tenantOf(i), userId: 'u', apiKeyId: 'k', requestId: `q${i}`, model: MODEL, inputTokens: 100, maxOutputTokens: 100 };
+});
+/** Billing's own Reserve histogram (cumulative bucket counts by `le`). */
+async function serverHistogram() {
+  const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((response) => response.text());
+  const buckets = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('grpc_server_handling_seconds_bucket{') || !/method="[^"]*Reserve"/.test(line)) continue;
+    buckets[/le="([^"]+)"/.exec(line)[1]] = Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return buckets;
+}
+/** Share of the calls between two histogram readings that billing answered within 1/2.5/5/10 ms. */
+function shareWithin(before, after) {
+  const count = (le) => (after[le] ?? 0) - (before[le] ?? 0);
+  const all = count('+Inf');
+  return all ? Object.fromEntries(['0.001', '0.0025', '0.005', '0.01'].map((le) => [`le_${Number(le) * 1000}ms`, +(count(le) / all).toFixed(4)])) : undefined;
+}
+
+async function nodeClientPhase(count) {
+  const client = createGrpcClient(billing.BillingService, `127.0.0.1:${grpcPort}`, { defaultTimeoutMs: 10_000 });
+  const requests = nextRequests(count);
   const latencies = [];
   let errors = 0;
   const start = performance.now();
@@ -149,55 +241,79 @@ async function phase(count, offset) {
     const wait = due - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     const sent = performance.now();
-    calls.push(
-      client
-        .reserve({ tenantId: tenantOf(offset + i), userId: 'u', apiKeyId: 'k', requestId: `q${offset + i}`, model: MODEL, inputTokens: 100, maxOutputTokens: 100 })
-        .then(() => latencies.push(performance.now() - sent), () => errors++),
-    );
+    calls.push(client.reserve(requests[i]).then(() => latencies.push(performance.now() - sent), () => errors++));
   }
   await Promise.all(calls);
-  return { latencies, errors, achieved: count / ((performance.now() - start) / 1000) };
+  const achieved = count / ((performance.now() - start) / 1000);
+  client.close();
+  latencies.sort((a, b) => a - b);
+  return { calls: count, errors, achieved_rps: Math.round(achieved), p50_ms: +percentile(latencies, 50).toFixed(2), p99_ms: +percentile(latencies, 99).toFixed(2), max_ms: +latencies.at(-1).toFixed(2) };
 }
-const warmup = Math.round(RPS * Number(args['warmup-seconds']));
-if (warmup > 0) await phase(warmup, 0);
-const { latencies, errors, achieved } = await phase(total, warmup);
-latencies.sort((a, b) => a - b);
-client.close();
-// Billing's own view of the same calls (warm-up included): where the tail is spent, in the server or around it.
-const serverSide = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((response) => response.text()).then((text) => {
-  const buckets = {};
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('grpc_server_handling_seconds_bucket{') || !/method="[^"]*Reserve"/.test(line)) continue;
-    buckets[/le="([^"]+)"/.exec(line)[1]] = Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  const total = buckets['+Inf'] ?? 0;
-  return total ? Object.fromEntries(['0.001', '0.0025', '0.005', '0.01'].map((le) => [`le_${Number(le) * 1000}ms`, +((buckets[le] ?? 0) / total).toFixed(4)])) : undefined;
-}, () => undefined);
-await running.shutdown('bench finished');
+
+const ghzBinary = clients.includes('ghz') ? execFileSync('bash', [path.join(import.meta.dirname, '../tools/ghz.sh')], { encoding: 'utf8' }).trim().split('\n').at(-1) : undefined;
+const protoRoot = path.join(import.meta.dirname, '../../proto');
+async function ghzPhase(count) {
+  // ghz sends the messages of a JSON array round-robin, one per call.
+  const dataFile = path.join(tmpdir(), `reserve-${run}-${tenantCursor}.json`);
+  const requests = nextRequests(count).map((r) => ({ tenant_id: r.tenantId, user_id: r.userId, api_key_id: r.apiKeyId, request_id: r.requestId, model: r.model, input_tokens: r.inputTokens, max_output_tokens: r.maxOutputTokens }));
+  writeFileSync(dataFile, JSON.stringify(requests));
+  const { stdout } = await execFileAsync(ghzBinary, [
+    '--insecure', '--proto', path.join(protoRoot, 'ai/platform/billing/v1/billing.proto'), '--import-paths', protoRoot,
+    '--call', 'ai.platform.billing.v1.BillingService/Reserve', '--data-file', dataFile,
+    '--rps', String(RPS), '--total', String(count), '--concurrency', '50', '--connections', '1', '--timeout', '10s',
+    '--format', 'json', `127.0.0.1:${grpcPort}`,
+  ], { maxBuffer: 64 * 1024 * 1024 });
+  rmSync(dataFile, { force: true });
+  const report = JSON.parse(stdout);
+  const at = (percentage) => report.latencyDistribution.find((entry) => entry.percentage === percentage).latency / 1e6;
+  const ok = report.statusCodeDistribution?.OK ?? 0;
+  return { calls: report.count, errors: report.count - ok, achieved_rps: Math.round(report.rps), p50_ms: +at(50).toFixed(2), p99_ms: +at(99).toFixed(2), max_ms: +(report.slowest / 1e6).toFixed(2) };
+}
+
+const reserve = [];
+for (const name of clients) {
+  const phase = name === 'ghz' ? ghzPhase : nodeClientPhase;
+  if (warmup > 0) await phase(warmup);
+  const histogramBefore = await serverHistogram();
+  const cpuAt = { billing: processCpuSeconds(billingProcess.pid), postgres: postgresCpuSeconds() };
+  const measured = await phase(total);
+  reserve.push({
+    client: name,
+    ...measured,
+    server_share_within: shareWithin(histogramBefore, await serverHistogram()),
+    cpu_us_per_call: {
+      billing: Math.round(((processCpuSeconds(billingProcess.pid) - cpuAt.billing) * 1e6) / total),
+      postgres: Math.round(((postgresCpuSeconds() - cpuAt.postgres) * 1e6) / total),
+    },
+  });
+}
+await stopBilling();
 await pool.end();
+if (!args['keep-database']) {
+  const admin = createPool(sharedDatabaseUrl, { applicationName: 'billing-bench-admin', max: 1 });
+  await admin.query(`DROP DATABASE ${database} WITH (FORCE)`);
+  await admin.end();
+}
 
 const result = {
   tenants: TENANTS,
   events: EVENTS,
   produce_seconds: +produceSeconds.toFixed(2),
-  usage_applied: applied,
-  usage_drain_seconds: +((drainEnd - consumeStart) / 1000).toFixed(2),
-  usage_events_per_second_sustained: Math.round((applied - (firstApplied?.applied ?? 0)) / ((drainEnd - (firstApplied?.at ?? consumeStart)) / 1000)),
-  usage_cpu_us_per_event: { billing: Math.round((cpu.billing * 1e6) / EVENTS), postgres: Math.round((cpu.postgres * 1e6) / EVENTS) },
+  accounts_existed: Boolean(firstTouch),
+  first_touch: firstTouch,
+  usage_applied: usage.applied,
+  usage_drain_seconds: usage.drain_seconds,
+  usage_events_per_second_sustained: usage.events_per_second_sustained,
+  usage_cpu_us_per_event: usage.cpu_us_per_event,
   usage_records: Number(totals[0].n),
   usage_cost_micros: totals[0].cost,
   ledger_usage_micros: ledger[0].charged,
   expected_micros: expectedMicros.toString(),
+  checkpoint_before_reserve: checkpoint,
   reserve_target_rps: RPS,
-  reserve_achieved_rps: Math.round(achieved),
   reserve_calls: total,
   reserve_warmup_calls: warmup,
-  checkpoint_before_reserve: checkpoint,
-  reserve_errors: errors,
-  reserve_p50_ms: +percentile(latencies, 50).toFixed(2),
-  reserve_p99_ms: +percentile(latencies, 99).toFixed(2),
-  reserve_server_share_within: serverSide,
-  reserve_max_ms: +latencies.at(-1).toFixed(2),
+  reserve,
 };
 console.log(JSON.stringify(result));
 process.exit(0);

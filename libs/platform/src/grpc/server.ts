@@ -41,7 +41,10 @@ function writable(call: ServerWritableStream<unknown, unknown>, signal: AbortSig
  * and deadlines into an AbortSignal, and lets shutdown drain open streams.
  */
 export class GrpcServer {
-  private readonly server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  // Channelz is off: nothing here serves it, and with it on, billing's Reserve benchmark
+  // promoted about twice the bytes per call out of the young generation (allocation
+  // sampling), which lengthens scavenge pauses and brings old-generation GCs sooner.
+  private readonly server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024, 'grpc.enable_channelz': 0 });
   private boundPort?: number;
 
   constructor(private readonly logger: Logger, private readonly drain: DrainTracker) {}
