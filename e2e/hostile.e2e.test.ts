@@ -113,21 +113,28 @@ describe('wrong types, unknown and missing fields', () => {
     ['/v1/embeddings', 'input as an object', { model: 'x', input: { a: 1 } }],
     ['/v1/billing/top-ups', 'credits as a string', { credits: '100' }],
     ['/v1/billing/top-ups', 'negative credits', { credits: -5 }],
+    ['/v1/chat/completions', 'a NUL character in a message', chat('hi\u0000there'), 'invalid_character'],
+    ['/v1/chat/completions', 'a NUL character in a key', { ...chat('hi'), metadata: { ['k\u0000']: 'v' } }, 'invalid_character'],
+    ['/api/chat', 'a NUL character in a text part', { messages: [{ role: 'user', parts: [{ type: 'text', text: '\u0000' }] }] }, 'invalid_character'],
+    ['/api/jobs', 'a NUL character deep in a batch', { type: 'chat.batch', model: MODEL, requests: [{ messages: [{ role: 'user', content: 'a\u0000' }] }] }, 'invalid_character'],
+    ['/api/webhooks', 'a NUL character in the URL', { url: 'https://example.com/\u0000' }, 'invalid_character'],
   ];
   it.each(cases)('%s refuses %s with 400', async (path, _what, body, code) => {
     refused(await send(attacker.apiKey, 'POST', path, { body }), 400, code);
   });
 
   it('validates query strings and path parameters', async () => {
-    for (const path of ['/api/conversations?limit=-1', '/api/conversations?limit=abc', '/api/usage?from=yesterday', '/api/usage?bogus=1', '/v1/billing/usage?from=not-a-date']) {
+    for (const path of ['/api/conversations?limit=-1', '/api/conversations?limit=abc', '/api/usage?from=yesterday', '/api/usage?bogus=1', '/v1/billing/usage?from=not-a-date', '/api/usage?from=%00', '/v1/billing/usage?group_by=%00']) {
       refused(await send(attacker.apiKey, 'GET', path), 400);
     }
-    for (const id of ['not-a-uuid', '..%2F..%2Fetc', `${'a'.repeat(200)}`, "1'%20OR%20'1'%3D'1"]) {
+    for (const id of ['not-a-uuid', '%00', '..%2F..%2Fetc', `${'a'.repeat(200)}`, "1'%20OR%20'1'%3D'1"]) {
       const answer = await send(attacker.apiKey, 'GET', `/api/conversations/${id}`);
       expect([400, 404]).toContain(answer.status);
       refused(answer, answer.status);
-      refused(await send(attacker.apiKey, 'GET', `/api/jobs/${id}`), 404);
-      refused(await send(attacker.apiKey, 'POST', `/api/webhooks/dead-letters/${id}/replay`), 404);
+      const missing = id === '%00' ? 400 : 404;
+      refused(await send(attacker.apiKey, 'GET', `/api/jobs/${id}`), missing);
+      refused(await send(attacker.apiKey, 'POST', `/api/webhooks/dead-letters/${id}/replay`), missing);
+      refused(await send(attacker.apiKey, 'DELETE', `/api/conversations/${id}`), missing === 400 ? 400 : answer.status);
     }
   });
 });
@@ -190,9 +197,13 @@ describe('tenant isolation on every tenant-owned endpoint', () => {
       for (const secret of [owner.tenantId, owner.userId, conversation, hook.body.id, letter]) expect(list.text).not.toContain(secret);
     }
 
+    // Postgres text cannot hold U+0000; the owner's own rename with one is a 400, not a 500.
+    refused(await send(owner.apiKey, 'PATCH', `/api/conversations/${conversation}`, { body: { title: 'hK\u00f9\u00caa\f\u0016\u0000U\u00adN' } }), 400, 'invalid_character');
+
     const mine = await send(owner.apiKey, 'GET', `/api/conversations/${conversation}`);
     expect(mine.status).toBe(200);
     expect(mine.body.title).not.toBe('pwned');
+    expect(mine.body.title ?? '').not.toContain('\u0000');
     const { rows } = await s.db.query('SELECT replayed_at FROM gateway.webhook_dead_letters WHERE id = $1', [letter]);
     expect(rows[0].replayed_at).toBeNull();
     expect((await send(owner.apiKey, 'GET', `/api/jobs/${job.body.job_id}`)).status).toBe(200);

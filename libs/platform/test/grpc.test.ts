@@ -36,6 +36,8 @@ describe('gRPC server and client', () => {
       async *chat(request: orchestrator.ChatRequest, call: CallInfo) {
         if (request.model === 'missing') throw new GrpcError(GrpcStatus.NOT_FOUND, 'no such model');
         if (request.model === 'crash') throw new Error('secret internal detail');
+        // What pg throws for a U+0000 in a text parameter.
+        if (request.model === 'nul-text') throw Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code: '22021', severity: 'ERROR' });
         if (request.model.startsWith('surrogate')) throw new GrpcError(GrpcStatus.NOT_FOUND, `conversation ${request.model} not found`);
         if (request.model === 'complete') {
           finishedCallSignals.push(call.signal);
@@ -97,6 +99,7 @@ describe('gRPC server and client', () => {
     };
     expect(await codeOf('missing')).toEqual({ code: GrpcStatus.NOT_FOUND, details: 'no such model' });
     expect(await codeOf('crash')).toEqual({ code: GrpcStatus.INTERNAL, details: 'internal error' });
+    expect(await codeOf('nul-text')).toMatchObject({ code: GrpcStatus.INVALID_ARGUMENT });
     // A lone surrogate in the message once crashed the server inside grpc-js.
     expect(await codeOf('surrogate\uD800')).toEqual({ code: GrpcStatus.NOT_FOUND, details: 'conversation surrogate\uFFFD not found' });
     expect(await codeOf('missing')).toMatchObject({ code: GrpcStatus.NOT_FOUND });

@@ -110,8 +110,11 @@ describe('vLLM endpoints', () => {
 
   it('samples reproducibly with a seed', async () => {
     const body = { prompt: 'My favourite animal is', max_tokens: 16, temperature: 1, top_p: 0.95, seed: 1234, ignore_eos: true };
-    const [a, b] = await Promise.all([complete(body), complete(body)]);
-    expect((await json(a)).choices[0].text).toBe((await json(b)).choices[0].text);
+    // One after the other: two sequences decoded in one batch take other float
+    // paths through llama.cpp's kernels, and at temperature 1 that can flip a token.
+    const a = await json(await complete(body));
+    const b = await json(await complete(body));
+    expect(b.choices[0].text).toBe(a.choices[0].text);
   });
 
   it('reuses a cached prompt prefix without leaking the previous request into the next', async () => {

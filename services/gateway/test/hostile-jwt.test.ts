@@ -3,7 +3,7 @@ import { createSecretKey } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JwtVerifier } from '../src/auth/jwt';
-import { nestsDeeperThan } from '../src/edge/json-body';
+import { findBodyProblem, nestsDeeperThan } from '../src/edge/json-body';
 import { urlProblem } from '../src/webhooks/outbound';
 
 let server: Server;
@@ -59,6 +59,14 @@ describe('edge guards', () => {
     for (let i = 0; i < 200_000; i++) deep = [deep];
     expect(nestsDeeperThan(deep, 64)).toBe(true);
     expect(nestsDeeperThan({ a: [{ b: [1, 2, { c: 'x' }] }] }, 64)).toBe(false);
+  });
+
+  it('finds U+0000 in any string or key, however deep, and nothing in clean bodies', () => {
+    expect(findBodyProblem({ title: 'ok\u0000' }, 64)).toBe('nul_character');
+    expect(findBodyProblem({ messages: [{ role: 'user', content: ['a', 'b\u0000'] }] }, 64)).toBe('nul_character');
+    expect(findBodyProblem({ ['k\u0000']: 1 }, 64)).toBe('nul_character');
+    expect(findBodyProblem('\u0000', 64)).toBe('nul_character');
+    expect(findBodyProblem({ title: 'a\\u0000 is only text', n: 0, list: [null, true, 'é\u0001'] }, 64)).toBeNull();
   });
 
   it('refuses webhook URLs that name a private or loopback IP unless the operator allows it (names are checked at connect)', () => {

@@ -48,6 +48,19 @@ export class ApiError extends Error {
   }
 }
 
+/** Postgres SQLSTATEs for text it cannot encode: 22021 character_not_in_repertoire (U+0000), 22P05 untranslatable_character. */
+const UNSTORABLE_TEXT_SQLSTATES = new Set(['22021', '22P05']);
+
+/**
+ * True for a database error caused by the caller's text (a U+0000 that got past
+ * validation): a bad request, not a fault of the service.
+ */
+export function isUnstorableTextError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && UNSTORABLE_TEXT_SQLSTATES.has((error as { code?: unknown }).code as string);
+}
+
+export const UNSTORABLE_TEXT_MESSAGE = 'text contains a character that cannot be stored (such as U+0000)';
+
 /** How a gRPC status from a downstream service surfaces on the public API. */
 export function apiErrorFromGrpc(code: number, details: string): ApiError {
   switch (code) {

@@ -16,6 +16,7 @@ import { grpcServerDuration, grpcServerHandled } from '../metrics/metrics';
 import { extractTraceContext, SpanKind, withSpan } from '../telemetry/telemetry';
 import { methodDefinitions } from './codec';
 import { GrpcError } from './grpc-error';
+import { isUnstorableTextError, UNSTORABLE_TEXT_MESSAGE } from '../errors/api-error';
 import { metadataCarrier, metadataToContext } from './metadata';
 import type { AnyService, CallInfo, ServiceImplementation } from './types';
 
@@ -123,6 +124,11 @@ export class GrpcServer {
       const metadata = new Metadata();
       for (const [key, value] of Object.entries(error.trailers)) metadata.set(key, value);
       return { code: error.code, details, metadata };
+    }
+    if (isUnstorableTextError(error)) {
+      // Callers validate text first; this keeps a gap there a 4xx, not a 500.
+      this.logger.warn({ err: error, method }, 'grpc request carried text the database cannot store');
+      return { code: status.INVALID_ARGUMENT, details: UNSTORABLE_TEXT_MESSAGE };
     }
     this.logger.error({ err: error, method }, 'grpc handler failed');
     return { code: status.INTERNAL, details: 'internal error' };

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, HttpException, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
-import { ApiError, type ApiErrorType } from '../errors/api-error';
+import { ApiError, isUnstorableTextError, UNSTORABLE_TEXT_MESSAGE, type ApiErrorType } from '../errors/api-error';
 
 const typeForStatus = (status: number): ApiErrorType =>
   status === 401 ? 'authentication_error'
@@ -31,6 +31,10 @@ export function toApiError(error: unknown, logger: Logger): ApiError {
       : status === 400 ? `malformed request body: ${fastifyError.message ?? 'invalid JSON'}`
       : (fastifyError.message ?? 'bad request');
     return new ApiError(status, typeForStatus(status), message, fastifyError.code?.toLowerCase() ?? null);
+  }
+  if (isUnstorableTextError(error)) {
+    logger.warn({ err: error }, 'request carried text the database cannot store');
+    return ApiError.badRequest(UNSTORABLE_TEXT_MESSAGE, null, 'invalid_character');
   }
   logger.error({ err: error }, 'unhandled error');
   return new ApiError(500, 'server_error', 'internal error', 'internal_error');

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { CONFIG, LOGGER, sendApiError, toApiError, type Logger } from '@ai-platform/platform';
+import { ApiError, CONFIG, LOGGER, sendApiError, toApiError, type Logger } from '@ai-platform/platform';
 import { Authenticator } from '../auth/authenticator';
 import type { GatewayConfig } from '../config';
 import { idempotencyHook } from '../idempotency/idempotency.hook';
@@ -56,6 +56,11 @@ export function installEdgeHooks(fastify: FastifyInstance, app: NestFastifyAppli
   fastify.addHook('onRequest', async (request, reply) => {
     void reply.headers(SECURITY_HEADERS);
     if (cors(request, reply, origins)) return reply;
+    // A NUL in a path or query parameter can only arrive percent-encoded; no id or text field accepts one.
+    if (request.url.includes('%00')) {
+      sendApiError(reply, ApiError.badRequest('the URL contains the NUL character (%00), which no parameter accepts', null, 'invalid_character'));
+      return reply;
+    }
     const path = pathOf(request);
     // /v1/admin/* (billing's operator routes) carries the admin token, checked by its controller.
     if ((path.startsWith('/v1/') || path.startsWith('/api/')) && !path.startsWith('/v1/admin/')) {
