@@ -160,16 +160,34 @@ describe('ledger and tenant isolation in the database', () => {
     const tenantId = newTenant();
     await billing.client.reserve({ tenantId, model: MODEL, inputTokens: 1, maxOutputTokens: 1 });
     const client = await billing.pool.connect();
-    try {
-      const { rows } = await client.query(`SELECT id FROM billing.accounts WHERE tenant_id = $1`, [tenantId]);
+    const inTransaction = async (work: (accountId: string, transactionId: string) => Promise<unknown>) => {
       await client.query('BEGIN');
-      const txn = await client.query(`INSERT INTO billing.ledger_transactions (tenant_id, kind, reference) VALUES ($1, 'manual_adjustment', $2) RETURNING id`, [tenantId, randomUUID()]);
-      await client.query(`INSERT INTO billing.ledger_entries (transaction_id, tenant_id, account_id, amount_micros) VALUES ($1, $2, $3, 5)`, [txn.rows[0].id, tenantId, rows[0].id]);
-      await expect(client.query('COMMIT')).rejects.toThrow(/unbalanced/);
-      await expect(client.query(`UPDATE billing.ledger_entries SET amount_micros = 1 WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/append-only/);
-      await expect(client.query(`DELETE FROM billing.ledger_transactions WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/append-only/);
+      try {
+        const { rows } = await client.query(`SELECT id FROM billing.accounts WHERE tenant_id = $1`, [tenantId]);
+        const txn = await client.query(`INSERT INTO billing.ledger_transactions (tenant_id, kind, reference) VALUES ($1, 'manual_adjustment', $2) RETURNING id`, [tenantId, randomUUID()]);
+        return await work(rows[0].id, txn.rows[0].id);
+      } finally {
+        await client.query('ROLLBACK').catch(() => undefined);
+      }
+    };
+    const insertEntries = (transactionId: string, accountId: string, amounts: number[]) =>
+      client.query(
+        `INSERT INTO billing.ledger_entries (transaction_id, tenant_id, account_id, amount_micros) SELECT $1, $2, $3, a FROM unnest($4::bigint[]) AS a`,
+        [transactionId, tenantId, accountId, amounts],
+      );
+    try {
+      // One entry, and two that do not sum to zero: refused by the statement itself.
+      await inTransaction((account, txn) => expect(insertEntries(txn, account, [5])).rejects.toThrow(/unbalanced/));
+      await inTransaction((account, txn) => expect(insertEntries(txn, account, [5, -4])).rejects.toThrow(/unbalanced/));
+      // A transaction without entries: refused at commit.
+      await inTransaction(async () => expect(client.query('COMMIT')).rejects.toThrow(/unbalanced/));
+      // Balanced entries pass the statement check; booked rows cannot be edited or deleted.
+      await inTransaction(async (account, txn) => {
+        await insertEntries(txn, account, [5, -5]);
+        await expect(client.query(`UPDATE billing.ledger_entries SET amount_micros = 1 WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/append-only/);
+      });
+      await inTransaction(() => expect(client.query(`DELETE FROM billing.ledger_transactions WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/append-only/));
     } finally {
-      await client.query('ROLLBACK').catch(() => undefined);
       client.release();
     }
     expect(await balanceOf(billing.pool, tenantId)).toBe(GRANT_MICROS);
