@@ -76,13 +76,15 @@ export class ReservationService {
     const base = worstCaseCostMicros(price, input.inputTokens, input.maxOutputTokens);
     // Fast path, one round trip: billing.reserve_hold does lock + position + check + insert
     // (migration 003). A new tenant, or one with budgets, takes the full transaction below.
-    const { rows: fast } = await this.pool.query<{ outcome: string; reservation_id: string; amount_micros: string; balance_micros: string; held_micros: string; expires_at: Date }>(
-      `SELECT * FROM billing.reserve_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-      [
+    // A named statement is parsed and planned once per connection, not on every call.
+    const { rows: fast } = await this.pool.query<{ outcome: string; reservation_id: string; amount_micros: string; balance_micros: string; held_micros: string; expires_at: Date }>({
+      name: 'billing.reserve_hold',
+      text: `SELECT * FROM billing.reserve_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      values: [
         input.tenantId, input.userId, input.apiKeyId, input.requestId, input.model, input.inputTokens, input.maxOutputTokens,
         price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion, price.outputMicrosPerMillion, base, this.config.RESERVATION_TTL_SECONDS, price.version ?? null,
       ],
-    );
+    });
     const quick = fast[0]!;
     if (quick.outcome === 'held' || quick.outcome === 'insufficient') {
       const amount = BigInt(quick.amount_micros);
