@@ -274,6 +274,26 @@ describe('reservation expiry', () => {
   });
 });
 
+describe('derived balances', () => {
+  it('keeps every tenant account\'s balance_micros equal to the sum of its entries, and refuses writes that bypass the ledger', async () => {
+    // Every flow above (grants, batched usage, duplicates, expiry charges and refunds) has run by now.
+    const { rows } = await billing.pool.query(
+      `SELECT a.tenant_id, a.balance_micros::text AS kept, coalesce(sum(e.amount_micros), 0)::text AS summed
+         FROM billing.accounts a LEFT JOIN billing.ledger_entries e ON e.account_id = a.id
+        WHERE a.kind = 'tenant' GROUP BY a.id`,
+    );
+    expect(rows.length).toBeGreaterThan(10);
+    expect(rows.filter((row) => row.kept !== row.summed)).toEqual([]);
+    expect(rows.some((row) => row.kept !== String(GRANT_MICROS))).toBe(true);
+
+    const tenantId = rows[0].tenant_id as string;
+    await expect(billing.pool.query(`UPDATE billing.accounts SET balance_micros = balance_micros + 1000000 WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/derived/);
+    await expect(billing.pool.query(`INSERT INTO billing.accounts (kind, tenant_id, balance_micros) VALUES ('tenant', $1, 5)`, [newTenant()])).rejects.toThrow(/derived/);
+    const after = await billing.pool.query(`SELECT balance_micros::text AS kept FROM billing.accounts WHERE tenant_id = $1`, [tenantId]);
+    expect(after.rows[0].kept).toBe(rows[0].kept);
+  });
+});
+
 describe('operations', () => {
   it('is ready when Postgres answers and the consumer runs; shutdown stops the consumer and closes the pool', async () => {
     const response = await fetch(`${billing.running.httpUrl}/readyz`);

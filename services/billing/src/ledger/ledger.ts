@@ -137,10 +137,14 @@ export class Ledger {
     return new Map(rows.map((row) => [row.tenant_id, { id: row.id, markupBps: row.markup_bps, hasBudgets: row.has_budgets, currency: row.currency }]));
   }
 
-  /** Balance and open holds, read in one statement (one snapshot). */
+  /**
+   * Balance and open holds, read in one statement (one snapshot). The balance is
+   * the account row's balance_micros, which the database keeps equal to the sum
+   * of its entries (migration 005), so this does not grow with the history.
+   */
   async position(client: PoolClient, tenantId: string, accountId: string): Promise<TenantPosition> {
     const { rows } = await client.query<{ balance: string; held: string }>(
-      `SELECT (SELECT coalesce(sum(amount_micros), 0) FROM billing.ledger_entries WHERE account_id = $1) AS balance,
+      `SELECT (SELECT balance_micros FROM billing.accounts WHERE id = $1) AS balance,
               (SELECT coalesce(sum(amount_micros), 0) FROM billing.reservations WHERE tenant_id = $2 AND status = 'held') AS held`,
       [accountId, tenantId],
     );
