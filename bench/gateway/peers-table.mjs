@@ -16,7 +16,7 @@ export function peersTable(report) {
   };
   const lines = [];
   const m = report.machine;
-  lines.push(`Run ${report.startedAt}: ${m.cpus} × ${m.cpu}, ${m.memGiB} GiB, Node ${m.node}; ${report.seconds} s per cell; load average (1/5/15 min) ${m.loadavgBefore.join(' / ')} before, ${(m.loadavgAfter ?? []).join(' / ')} after.`);
+  lines.push(`Run ${report.startedAt}: ${m.cpus} × ${m.cpu}, ${m.memGiB} GiB, Node ${m.node}; ${report.seconds} s per cell after ${report.warmupSeconds ?? 0} s of warm-up per system and mode; load average (1/5/15 min) ${m.loadavgBefore.join(' / ')} before, ${(m.loadavgAfter ?? []).join(' / ')} after.`);
   lines.push(`Request: \`${JSON.stringify(report.body)}\` (+ \`"stream": true, "stream_options": {"include_usage": true}\` for streams), no conversation. ms, p50 / p99; added = system − engine direct, same mode and concurrency.`);
   lines.push('');
   lines.push(`Reproduce (after the setup in bench/gateway/README.md: peers/install.sh, infra.env, build): \`${report.command}\``);
