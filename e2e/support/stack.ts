@@ -69,13 +69,26 @@ export class TestStack {
     }
   }
 
-  /** Resolves once the gateway lists `model`, i.e. the whole chain down to an engine serves it. */
-  async waitUntilServing(apiKey: string, model = MODEL): Promise<void> {
+  /**
+   * Waits until the gateway lists `model`. With `generate`, also until a one-token
+   * completion succeeds: the gateway caches the model list for a few seconds, so a
+   * listed model says little about an engine that was just restarted. The probe is
+   * billed to the caller, so tests that count a tenant's usage leave it off.
+   */
+  async waitUntilServing(apiKey: string, model = MODEL, options: { generate?: boolean } = {}): Promise<void> {
     await waitFor(async () => {
       const response = await fetch(`${this.gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${apiKey}` } }).catch(() => undefined);
       if (!response?.ok) return undefined;
       const body = (await response.json()) as { data: Array<{ id: string }> };
-      return body.data.some((entry) => entry.id === model) ? true : undefined;
+      if (!body.data.some((entry) => entry.id === model)) return undefined;
+      if (!options.generate) return true;
+      const probe = await fetch(`${this.gatewayUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model, messages: [{ role: 'user', content: 'ping' }], max_tokens: 1 }),
+      }).catch(() => undefined);
+      await probe?.arrayBuffer().catch(() => undefined);
+      return probe?.ok ? true : undefined;
     }, `the gateway to serve ${model}`);
   }
 

@@ -23,7 +23,11 @@ describe('gRPC server and client', () => {
   beforeAll(async () => {
     startTelemetry({ serviceName: 'grpc-test', inMemory: true });
     back.addService(orchestrator.ChatService, {
-      async *chat() {},
+      async *chat(request: orchestrator.ChatRequest) {
+        if (request.model === 'shed') throw new GrpcError(GrpcStatus.RESOURCE_EXHAUSTED, 'the queue is full', { 'retry-after': '7' });
+        if (request.model === 'no-engine') throw new GrpcError(GrpcStatus.UNAVAILABLE, 'no healthy engine');
+        if (request.model === 'refused') throw new GrpcError(GrpcStatus.UNAUTHENTICATED, 'this service may not call back');
+      },
       async listModels(_request: unknown, call: CallInfo) {
         const { traceId } = activeTraceIds();
         return { models: [{ id: JSON.stringify({ ...call.context, traceId }) }] };
@@ -42,6 +46,10 @@ describe('gRPC server and client', () => {
         if (request.model === 'complete') {
           finishedCallSignals.push(call.signal);
           yield { event: { case: 'delta', value: { text: 'done' } } };
+          return;
+        }
+        if (request.model.startsWith('downstream-')) {
+          for await (const _ of backClient.chat({ model: request.model.slice('downstream-'.length) })) void _;
           return;
         }
         if (request.model === 'echo-downstream') {
@@ -103,6 +111,19 @@ describe('gRPC server and client', () => {
     // A lone surrogate in the message once crashed the server inside grpc-js.
     expect(await codeOf('surrogate\uD800')).toEqual({ code: GrpcStatus.NOT_FOUND, details: 'conversation surrogate\uFFFD not found' });
     expect(await codeOf('missing')).toMatchObject({ code: GrpcStatus.NOT_FOUND });
+  });
+
+  it('relays a downstream failure the caller can act on, with its retry hint, and hides the others', async () => {
+    const failure = async (model: string) => {
+      try {
+        for await (const _ of client.chat({ model })) void _;
+      } catch (error) {
+        if (isServiceError(error)) return { code: error.code, details: error.details, retryAfter: (error as unknown as { metadata: { get(key: string): unknown[] } }).metadata.get('retry-after') };
+      }
+    };
+    expect(await failure('downstream-shed')).toEqual({ code: GrpcStatus.RESOURCE_EXHAUSTED, details: 'the queue is full', retryAfter: ['7'] });
+    expect(await failure('downstream-no-engine')).toEqual({ code: GrpcStatus.UNAVAILABLE, details: 'no healthy engine', retryAfter: [] });
+    expect(await failure('downstream-refused')).toEqual({ code: GrpcStatus.INTERNAL, details: 'internal error', retryAfter: [] });
   });
 
   it('leaves the signal of a call that finished normally unaborted (no cancel after the fact)', async () => {

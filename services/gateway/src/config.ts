@@ -16,6 +16,8 @@ export const configSchema = baseConfigSchema.extend({
   DEFAULT_MAX_TOKENS: z.coerce.number().int().min(1).default(512),
   UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
   MODELS_CACHE_MS: z.coerce.number().int().min(0).default(5_000),
+  /** How long a turn waits for its first token before the answer is committed as a 200; a failure before it gets an HTTP status. 0: commit at once. */
+  FIRST_EVENT_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
 
   /** Bearer credential of the admin API (/admin/*); unset disables it. At least 32 characters. */
   ADMIN_TOKEN: z.string().min(32).optional(),

@@ -15,9 +15,19 @@ import { runWithContext } from '../lifecycle/request-context';
 import { grpcServerDuration, grpcServerHandled } from '../metrics/metrics';
 import { extractTraceContext, SpanKind, withSpan } from '../telemetry/telemetry';
 import { methodDefinitions } from './codec';
-import { GrpcError } from './grpc-error';
+import { GrpcError, isServiceError } from './grpc-error';
 import { isUnstorableTextError, UNSTORABLE_TEXT_MESSAGE } from '../errors/api-error';
 import { metadataCarrier, metadataToContext } from './metadata';
+
+/**
+ * Codes of a failed downstream call that a handler relays as they are. Others
+ * (UNAUTHENTICATED, PERMISSION_DENIED, INTERNAL, UNKNOWN...) describe this
+ * service's own dealings with the downstream one and stay INTERNAL.
+ */
+const RELAYED_CODES: ReadonlySet<number> = new Set([
+  status.INVALID_ARGUMENT, status.NOT_FOUND, status.FAILED_PRECONDITION, status.OUT_OF_RANGE,
+  status.RESOURCE_EXHAUSTED, status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.ABORTED,
+]);
 import type { AnyService, CallInfo, ServiceImplementation } from './types';
 
 const statusName = (code: number) => status[code] ?? String(code);
@@ -124,6 +134,17 @@ export class GrpcServer {
       const metadata = new Metadata();
       for (const [key, value] of Object.entries(error.trailers)) metadata.set(key, value);
       return { code: error.code, details, metadata };
+    }
+    if (isServiceError(error) && RELAYED_CODES.has(error.code)) {
+      // A downstream call this handler made failed for a reason the caller can act on
+      // (no engine now, shed with a retry hint, bad input, not found): hand it on
+      // instead of hiding it behind INTERNAL, with its retry hint.
+      this.logger.warn({ err: error, method, grpc_code: status[error.code] }, 'downstream call failed; relaying its status');
+      const retryAfter = (error as { metadata?: Metadata }).metadata?.get?.('retry-after')[0];
+      if (retryAfter === undefined) return { code: error.code, details: error.details.toWellFormed() };
+      const metadata = new Metadata();
+      metadata.set('retry-after', String(retryAfter));
+      return { code: error.code, details: error.details.toWellFormed(), metadata };
     }
     if (isUnstorableTextError(error)) {
       // Callers validate text first; this keeps a gap there a 4xx, not a 500.

@@ -51,7 +51,8 @@ export class TurnService {
     @Inject(RateLimiter) private readonly limiter: RateLimiter,
   ) {}
 
-  async open(principal: Principal, requestId: string, input: TurnRequest): Promise<OpenTurn> {
+  /** `clientGone` aborts the turn when the caller disconnects, including while it waits for the first token. */
+  async open(principal: Principal, requestId: string, input: TurnRequest, clientGone?: AbortSignal): Promise<OpenTurn> {
     // Billing's kill switch from Redis (bounded) before anything is counted or held; Reserve stays the authority.
     await enforceKillSwitch(principal);
     const model = await this.catalog.require(input.model);
@@ -75,6 +76,8 @@ export class TurnService {
       throw error;
     }
     const abort = new AbortController();
+    if (clientGone?.aborted) abort.abort(clientGone.reason);
+    else clientGone?.addEventListener('abort', () => abort.abort(clientGone.reason), { once: true });
     let started;
     try {
       started = await startTurn(
@@ -89,6 +92,7 @@ export class TurnService {
           },
           { signal: abort.signal },
         ),
+        this.config.FIRST_EVENT_WAIT_MS,
       );
     } catch (error) {
       await releaseHold(this.upstream, reservationId, 'turn did not start', this.logger);

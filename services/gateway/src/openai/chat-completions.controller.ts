@@ -39,18 +39,19 @@ export class ChatCompletionsController {
     const messages = body.messages.map((item) => ({ role: item.role === 'developer' ? 'system' : item.role, content: messageText(item.content) }));
 
     await runWithContext({ tenantId: principal.tenantId, userId: principal.userId, requestId: request.requestId }, async () => {
+      // The client went away: cancel the whole chain down to the engine.
+      const clientGone = new AbortController();
+      reply.raw.on('close', () => {
+        if (!reply.raw.writableFinished) clientGone.abort();
+      });
       const turn = await this.turns.open(principal, request.requestId, {
         model: body.model, messages, conversationId,
         maxTokens: body.max_completion_tokens ?? body.max_tokens, maxTokensParam: body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens',
         temperature: body.temperature, topP: body.top_p, stop: typeof body.stop === 'string' ? [body.stop] : (body.stop ?? []), seed: body.seed,
-      });
+      }, clientGone.signal);
       const abort = turn.abort;
       const meta = { id: `chatcmpl-${request.requestId}`, created: Math.floor(Date.now() / 1000), model: body.model };
       const headers = { ...turn.headers, 'x-request-id': request.requestId, 'x-conversation-id': turn.conversationId };
-      reply.raw.on('close', () => {
-        // The client went away: cancel the whole chain down to the engine.
-        if (!reply.raw.writableFinished) abort.abort();
-      });
       if (body.stream) await this.stream(reply, turn, meta, headers, Boolean(body.stream_options?.include_usage), abort);
       else await this.respond(reply, turn, meta, headers);
     });

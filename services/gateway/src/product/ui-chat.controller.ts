@@ -37,12 +37,13 @@ export class UiChatController {
     if (messages[messages.length - 1]?.role !== 'user') throw ApiError.badRequest('the last message must come from the user', 'messages');
 
     await runWithContext({ tenantId: principal.tenantId, userId: principal.userId, requestId: request.requestId }, async () => {
+      const clientGone = new AbortController();
+      reply.raw.on('close', () => {
+        if (!reply.raw.writableFinished) clientGone.abort();
+      });
       const turn = await this.turns.open(principal, request.requestId, {
         model: body.model ?? DEFAULT_UI_MODEL, messages, conversationId: continuing ? body.id : undefined, maxTokens: body.max_tokens, temperature: body.temperature,
-      });
-      reply.raw.on('close', () => {
-        if (!reply.raw.writableFinished) turn.abort.abort();
-      });
+      }, clientGone.signal);
       reply.hijack();
       const sse = new SseWriter(reply.raw);
       const untrack = this.drain.track(() => turn.abort.abort(new Error('server is shutting down')));
