@@ -120,6 +120,11 @@ describe('budgets, alerts and the kill switch', () => {
     } finally {
       await Promise.all(replicas.map((replica) => replica.stop()));
     }
+    // The billing app's own sender is a fourth replica: rows it claimed during the
+    // passes above are delivered by it, so wait until every row is recorded as delivered.
+    const delivered = async () =>
+      (await billing.pool.query(`SELECT count(*)::int AS n FROM billing.webhook_deliveries WHERE tenant_id = $1 AND delivered_at IS NOT NULL`, [tenantId])).rows[0].n;
+    await waitFor('all 30 deliveries to be recorded', async () => (await delivered()) === 30);
     const received = webhooks.received.filter((hook) => hook.body.data.tenantId === tenantId);
     expect(received.map((hook) => hook.id).sort()).toEqual([...ids].sort()); // every one, none twice
     expect(received.every((hook) => hook.verified)).toBe(true);
