@@ -28,6 +28,9 @@ describe('gRPC server and client', () => {
         if (request.model === 'no-engine') throw new GrpcError(GrpcStatus.UNAVAILABLE, 'no healthy engine');
         if (request.model === 'refused') throw new GrpcError(GrpcStatus.UNAUTHENTICATED, 'this service may not call back');
       },
+      async embed() {
+        return {};
+      },
       async listModels(_request: unknown, call: CallInfo) {
         const { traceId } = activeTraceIds();
         return { models: [{ id: JSON.stringify({ ...call.context, traceId }) }] };
@@ -62,6 +65,9 @@ describe('gRPC server and client', () => {
         streamAborted = new Promise((resolve) => call.signal.addEventListener('abort', () => resolve(), { once: true }));
         await streamAborted;
         lastAbortReason = call.signal.reason;
+      },
+      async embed() {
+        return {};
       },
       async listModels(_request: unknown, call: CallInfo) {
         finishedCallSignals.push(call.signal);

@@ -32,6 +32,9 @@ export const BPS = 10_000;
 /** List prices of the models the platform serves out of the box. */
 export const DEFAULT_PRICES: readonly ModelPrice[] = [
   { model: 'gemma-3-270m', inputMicrosPerMillion: 100_000, cachedInputMicrosPerMillion: 25_000, outputMicrosPerMillion: 400_000 },
+  // An embedding call is billed as embedding tokens. Its hold is taken on input tokens at the
+  // same rate, so the input price must not be below the embedding price.
+  { model: 'all-minilm-l6-v2', inputMicrosPerMillion: 20_000, cachedInputMicrosPerMillion: 20_000, outputMicrosPerMillion: 0, embeddingMicrosPerMillion: 20_000 },
 ];
 
 export class PriceTable {

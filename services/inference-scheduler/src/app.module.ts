@@ -6,6 +6,7 @@ import { EndpointSliceDiscovery } from './engines/discovery/endpoint-slice-disco
 import { EnginePool } from './engines/engine-pool';
 import { FlowController, saturationLimits } from './flow/flow-controller';
 import { EngineSelector } from './generation/engine-selector';
+import { EmbeddingService } from './generation/embedding.service';
 import { GenerationService } from './generation/generation.service';
 import { InferenceGrpcHandler } from './inference.grpc';
 import { UsageOutbox } from './metering/usage-outbox';
@@ -24,6 +25,7 @@ import { buildRoutingPipeline } from './routing/routing-config';
     UsageOutbox,
     UsageRecorder,
     GenerationService,
+    EmbeddingService,
     InferenceGrpcHandler,
     {
       provide: ENGINE_PICKER,

@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { inference } from '@ai-platform/contracts';
 import type { CallInfo, ServiceImplementation } from '@ai-platform/platform';
 import { EnginePool } from './engines/engine-pool';
+import { EmbeddingService } from './generation/embedding.service';
 import { GenerationService } from './generation/generation.service';
 
 type Implementation = ServiceImplementation<typeof inference.InferenceService>;
@@ -13,7 +14,12 @@ export class InferenceGrpcHandler implements Implementation {
   constructor(
     @Inject(GenerationService) private readonly generation: GenerationService,
     @Inject(EnginePool) private readonly pool: EnginePool,
+    @Inject(EmbeddingService) private readonly embeddings: EmbeddingService,
   ) {}
+
+  embed(request: inference.EmbedRequest, call: CallInfo): Promise<MessageInitShape<typeof inference.EmbedResponseSchema>> {
+    return this.embeddings.embed(request, call);
+  }
 
   generate(request: inference.GenerateRequest, call: CallInfo): AsyncIterable<MessageInitShape<typeof inference.GenerateResponseSchema>> {
     return this.generation.generate(request, call);

@@ -1,6 +1,13 @@
 import { Counter, Gauge, Histogram, metricsRegistry } from '@ai-platform/platform';
 
 /** Generate calls by model, engine (empty when none was reached) and outcome. */
+export const embedRequests = new Counter({
+  name: 'inference_embed_requests_total',
+  help: 'Embed calls by model and outcome (completed, aborted, failed, invalid, not_found)',
+  labelNames: ['model', 'outcome'] as const,
+  registers: [metricsRegistry],
+});
+
 export const generateRequests = new Counter({
   name: 'inference_requests_total',
   help: 'Generate calls by model, engine and outcome (completed, aborted, failed, invalid, not_found, unavailable)',

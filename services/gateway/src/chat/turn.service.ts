@@ -1,13 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { orchestrator } from '@ai-platform/contracts';
-import { ApiError, CONFIG, GrpcStatus, isServiceError, LOGGER, type Logger } from '@ai-platform/platform';
+import { ApiError, CONFIG, LOGGER, type Logger } from '@ai-platform/platform';
 import { costMicros, PriceTable, worstCaseCostMicros } from '@ai-platform/pricing';
 import type { Principal } from '../auth/principal';
 import type { GatewayConfig } from '../config';
 import { enforceKillSwitch } from '../billing/kill-switch.guard';
 import { RateLimiter } from '../limits/rate-limiter';
 import { ModelCatalog } from '../openai/model-catalog';
-import { releaseHold, startTurn, toPublicError } from '../openai/chat-turn';
+import { releaseHold, startTurn, takeHold, toPublicError } from '../openai/chat-turn';
 import { worstCaseInputTokens } from '../openai/chat-request';
 import { UpstreamClients } from '../upstream/upstream.clients';
 
@@ -70,7 +70,7 @@ export class TurnService {
     });
     let reservationId: string;
     try {
-      reservationId = await this.reserve(principal, requestId, input.model, inputEstimate, maxTokens);
+      reservationId = await takeHold(this.upstream, principal, requestId, input.model, inputEstimate, maxTokens);
     } catch (error) {
       await admission.settle({ tokens: 0, costMicros: 0 });
       throw error;
@@ -113,19 +113,5 @@ export class TurnService {
       return: async (value) => events.return?.(value) ?? { done: true, value: undefined },
     };
     return { conversationId: started.conversationId, events: corrected, headers: admission.headers, abort, maxTokens };
-  }
-
-  private async reserve(principal: Principal, requestId: string, model: string, inputTokens: number, maxOutputTokens: number): Promise<string> {
-    try {
-      const hold = await this.upstream.billing.reserve({
-        tenantId: principal.tenantId, userId: principal.userId, apiKeyId: principal.apiKeyId, requestId, model, inputTokens, maxOutputTokens,
-      });
-      return hold.reservationId;
-    } catch (error) {
-      if (isServiceError(error) && error.code === GrpcStatus.FAILED_PRECONDITION) {
-        throw new ApiError(402, 'insufficient_quota', error.details, 'insufficient_quota');
-      }
-      throw toPublicError(error);
-    }
   }
 }

@@ -1,5 +1,6 @@
 import type { orchestrator } from '@ai-platform/contracts';
-import { ApiError, apiErrorFromGrpc, isServiceError, type Logger } from '@ai-platform/platform';
+import { ApiError, apiErrorFromGrpc, GrpcStatus, isServiceError, type Logger } from '@ai-platform/platform';
+import type { Principal } from '../auth/principal';
 import type { UpstreamClients } from '../upstream/upstream.clients';
 
 /** Maps any upstream failure to the public error it should become. */
@@ -63,6 +64,23 @@ async function awaitFirstEvent(events: ChatEvents, waitMs: number): Promise<Chat
     },
     return: (value) => events.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
   };
+}
+
+/** Holds the worst case with billing; a refusal (not enough credit, a budget) is OpenAI's 402. */
+export async function takeHold(
+  upstream: UpstreamClients, principal: Principal, requestId: string, model: string, inputTokens: number, maxOutputTokens: number,
+): Promise<string> {
+  try {
+    const hold = await upstream.billing.reserve({
+      tenantId: principal.tenantId, userId: principal.userId, apiKeyId: principal.apiKeyId, requestId, model, inputTokens, maxOutputTokens,
+    });
+    return hold.reservationId;
+  } catch (error) {
+    if (isServiceError(error) && error.code === GrpcStatus.FAILED_PRECONDITION) {
+      throw new ApiError(402, 'insufficient_quota', error.details, 'insufficient_quota');
+    }
+    throw toPublicError(error);
+  }
 }
 
 /** Frees a hold that no model call will settle; failures are logged, the hold then expires. */

@@ -34,6 +34,8 @@ export interface UsageRecord {
   inputTokens: number;
   cachedInputTokens: number;
   outputTokens: number;
+  /** Tokens an embedding model read (Embed calls). */
+  embeddingTokens?: number;
   startedAt: Date;
   finishedAt: Date;
 }
@@ -56,7 +58,12 @@ export class UsageRecorder {
 
   build(record: UsageRecord): events.UsageEvent {
     const price = this.prices.get(record.model);
-    const tokens = { inputTokens: record.inputTokens, cachedInputTokens: Math.min(record.cachedInputTokens, record.inputTokens), outputTokens: record.outputTokens };
+    const tokens = {
+      inputTokens: record.inputTokens,
+      cachedInputTokens: Math.min(record.cachedInputTokens, record.inputTokens),
+      outputTokens: record.outputTokens,
+      embeddingTokens: record.embeddingTokens ?? 0,
+    };
     if (!price) this.logger.error({ model: record.model }, 'model has no list price; usage recorded with cost 0');
     return create(events.UsageEventSchema, {
       eventId: randomUUID(),
@@ -71,6 +78,7 @@ export class UsageRecorder {
       inputTokens: tokens.inputTokens,
       cachedInputTokens: tokens.cachedInputTokens,
       outputTokens: tokens.outputTokens,
+      embeddingTokens: tokens.embeddingTokens,
       costMicros: BigInt(price ? costMicros(price, tokens) : 0),
       status: STATUS[record.status],
       priority: record.priority,
@@ -88,6 +96,7 @@ export class UsageRecorder {
     generatedTokens.inc({ model: record.model, kind: 'input' }, event.inputTokens);
     generatedTokens.inc({ model: record.model, kind: 'cached_input' }, event.cachedInputTokens);
     generatedTokens.inc({ model: record.model, kind: 'output' }, event.outputTokens);
+    if (event.embeddingTokens > 0) generatedTokens.inc({ model: record.model, kind: 'embedding' }, event.embeddingTokens);
     const write = () =>
       this.outbox.enqueue({
         id: event.eventId,

@@ -31,6 +31,16 @@ export class ChatHandler implements OnApplicationShutdown {
     this.inference.close();
   }
 
+  /** Embeddings go straight to the scheduler, which routes them to an engine serving the model and meters them. */
+  async embed(request: orchestrator.EmbedRequest, call: CallInfo): Promise<MessageInitShape<typeof orchestrator.EmbedResponseSchema>> {
+    if (!call.context.tenantId || !call.context.userId) throw new GrpcError(GrpcStatus.UNAUTHENTICATED, 'x-tenant-id and x-user-id metadata are required');
+    const { embeddings, tokens } = await this.inference.embed(
+      { model: request.model, inputs: request.inputs, reservationId: request.reservationId, apiKeyId: request.apiKeyId, priority: common.Priority.INTERACTIVE_STANDARD },
+      { signal: call.signal },
+    );
+    return { embeddings: embeddings.map(({ values }) => ({ values })), tokens };
+  }
+
   async listModels(): Promise<MessageInitShape<typeof orchestrator.ListModelsResponseSchema>> {
     const { models } = await this.inference.listModels({}, { timeoutMs: 5_000 });
     return { models: models.map((model) => ({ id: model.id, contextLength: model.contextLength })) };

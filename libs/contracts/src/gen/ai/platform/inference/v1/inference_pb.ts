@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ai/platform/inference/v1/inference.proto.
  */
 export const file_ai_platform_inference_v1_inference: GenFile = /*@__PURE__*/
-  fileDesc("CihhaS9wbGF0Zm9ybS9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhhhaS5wbGF0Zm9ybS5pbmZlcmVuY2UudjEihwIKD0dlbmVyYXRlUmVxdWVzdBINCgVtb2RlbBgBIAEoCRI0CghtZXNzYWdlcxgCIAMoCzIiLmFpLnBsYXRmb3JtLmNvbW1vbi52MS5DaGF0TWVzc2FnZRI3CghzYW1wbGluZxgDIAEoCzIlLmFpLnBsYXRmb3JtLmNvbW1vbi52MS5TYW1wbGluZ1BhcmFtcxIxCghwcmlvcml0eRgEIAEoDjIfLmFpLnBsYXRmb3JtLmNvbW1vbi52MS5Qcmlvcml0eRIWCg5yZXNlcnZhdGlvbl9pZBgFIAEoCRIXCg9jb252ZXJzYXRpb25faWQYBiABKAkSEgoKYXBpX2tleV9pZBgHIAEoCSKOAQoQR2VuZXJhdGVSZXNwb25zZRI1CgVkZWx0YRgBIAEoCzIkLmFpLnBsYXRmb3JtLmluZmVyZW5jZS52MS5Ub2tlbkRlbHRhSAASOgoKY29tcGxldGlvbhgCIAEoCzIkLmFpLnBsYXRmb3JtLmluZmVyZW5jZS52MS5Db21wbGV0aW9uSABCBwoFZXZlbnQiGgoKVG9rZW5EZWx0YRIMCgR0ZXh0GAEgASgJImgKCkNvbXBsZXRpb24SFQoNZmluaXNoX3JlYXNvbhgBIAEoCRIwCgV1c2FnZRgCIAEoCzIhLmFpLnBsYXRmb3JtLmNvbW1vbi52MS5Ub2tlblVzYWdlEhEKCWVuZ2luZV9pZBgDIAEoCSITChFMaXN0TW9kZWxzUmVxdWVzdCJJChJMaXN0TW9kZWxzUmVzcG9uc2USMwoGbW9kZWxzGAEgAygLMiMuYWkucGxhdGZvcm0uaW5mZXJlbmNlLnYxLk1vZGVsSW5mbyJGCglNb2RlbEluZm8SCgoCaWQYASABKAkSFgoOY29udGV4dF9sZW5ndGgYAiABKA0SFQoNcmVhZHlfZW5naW5lcxgDIAEoDTLgAQoQSW5mZXJlbmNlU2VydmljZRJjCghHZW5lcmF0ZRIpLmFpLnBsYXRmb3JtLmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlcXVlc3QaKi5haS5wbGF0Zm9ybS5pbmZlcmVuY2UudjEuR2VuZXJhdGVSZXNwb25zZTABEmcKCkxpc3RNb2RlbHMSKy5haS5wbGF0Zm9ybS5pbmZlcmVuY2UudjEuTGlzdE1vZGVsc1JlcXVlc3QaLC5haS5wbGF0Zm9ybS5pbmZlcmVuY2UudjEuTGlzdE1vZGVsc1Jlc3BvbnNlYgZwcm90bzM", [file_ai_platform_common_v1_common]);
+  fileDesc("CihhaS9wbGF0Zm9ybS9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhhhaS5wbGF0Zm9ybS5pbmZlcmVuY2UudjEihwIKD0dlbmVyYXRlUmVxdWVzdBINCgVtb2RlbBgBIAEoCRI0CghtZXNzYWdlcxgCIAMoCzIiLmFpLnBsYXRmb3JtLmNvbW1vbi52MS5DaGF0TWVzc2FnZRI3CghzYW1wbGluZxgDIAEoCzIlLmFpLnBsYXRmb3JtLmNvbW1vbi52MS5TYW1wbGluZ1BhcmFtcxIxCghwcmlvcml0eRgEIAEoDjIfLmFpLnBsYXRmb3JtLmNvbW1vbi52MS5Qcmlvcml0eRIWCg5yZXNlcnZhdGlvbl9pZBgFIAEoCRIXCg9jb252ZXJzYXRpb25faWQYBiABKAkSEgoKYXBpX2tleV9pZBgHIAEoCSKOAQoQR2VuZXJhdGVSZXNwb25zZRI1CgVkZWx0YRgBIAEoCzIkLmFpLnBsYXRmb3JtLmluZmVyZW5jZS52MS5Ub2tlbkRlbHRhSAASOgoKY29tcGxldGlvbhgCIAEoCzIkLmFpLnBsYXRmb3JtLmluZmVyZW5jZS52MS5Db21wbGV0aW9uSABCBwoFZXZlbnQiGgoKVG9rZW5EZWx0YRIMCgR0ZXh0GAEgASgJImgKCkNvbXBsZXRpb24SFQoNZmluaXNoX3JlYXNvbhgBIAEoCRIwCgV1c2FnZRgCIAEoCzIhLmFpLnBsYXRmb3JtLmNvbW1vbi52MS5Ub2tlblVzYWdlEhEKCWVuZ2luZV9pZBgDIAEoCSITChFMaXN0TW9kZWxzUmVxdWVzdCJJChJMaXN0TW9kZWxzUmVzcG9uc2USMwoGbW9kZWxzGAEgAygLMiMuYWkucGxhdGZvcm0uaW5mZXJlbmNlLnYxLk1vZGVsSW5mbyJGCglNb2RlbEluZm8SCgoCaWQYASABKAkSFgoOY29udGV4dF9sZW5ndGgYAiABKA0SFQoNcmVhZHlfZW5naW5lcxgDIAEoDSKMAQoMRW1iZWRSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEg4KBmlucHV0cxgCIAMoCRIxCghwcmlvcml0eRgDIAEoDjIfLmFpLnBsYXRmb3JtLmNvbW1vbi52MS5Qcmlvcml0eRIWCg5yZXNlcnZhdGlvbl9pZBgEIAEoCRISCgphcGlfa2V5X2lkGAUgASgJImsKDUVtYmVkUmVzcG9uc2USNwoKZW1iZWRkaW5ncxgBIAMoCzIjLmFpLnBsYXRmb3JtLmluZmVyZW5jZS52MS5FbWJlZGRpbmcSDgoGdG9rZW5zGAIgASgNEhEKCWVuZ2luZV9pZBgDIAEoCSIbCglFbWJlZGRpbmcSDgoGdmFsdWVzGAEgAygCMroCChBJbmZlcmVuY2VTZXJ2aWNlEmMKCEdlbmVyYXRlEikuYWkucGxhdGZvcm0uaW5mZXJlbmNlLnYxLkdlbmVyYXRlUmVxdWVzdBoqLmFpLnBsYXRmb3JtLmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlc3BvbnNlMAESZwoKTGlzdE1vZGVscxIrLmFpLnBsYXRmb3JtLmluZmVyZW5jZS52MS5MaXN0TW9kZWxzUmVxdWVzdBosLmFpLnBsYXRmb3JtLmluZmVyZW5jZS52MS5MaXN0TW9kZWxzUmVzcG9uc2USWAoFRW1iZWQSJi5haS5wbGF0Zm9ybS5pbmZlcmVuY2UudjEuRW1iZWRSZXF1ZXN0GicuYWkucGxhdGZvcm0uaW5mZXJlbmNlLnYxLkVtYmVkUmVzcG9uc2ViBnByb3RvMw", [file_ai_platform_common_v1_common]);
 
 /**
  * @generated from message ai.platform.inference.v1.GenerateRequest
@@ -192,6 +192,91 @@ export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
   messageDesc(file_ai_platform_inference_v1_inference, 6);
 
 /**
+ * @generated from message ai.platform.inference.v1.EmbedRequest
+ */
+export type EmbedRequest = Message<"ai.platform.inference.v1.EmbedRequest"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * @generated from field: repeated string inputs = 2;
+   */
+  inputs: string[];
+
+  /**
+   * @generated from field: ai.platform.common.v1.Priority priority = 3;
+   */
+  priority: Priority;
+
+  /**
+   * @generated from field: string reservation_id = 4;
+   */
+  reservationId: string;
+
+  /**
+   * @generated from field: string api_key_id = 5;
+   */
+  apiKeyId: string;
+};
+
+/**
+ * Describes the message ai.platform.inference.v1.EmbedRequest.
+ * Use `create(EmbedRequestSchema)` to create a new message.
+ */
+export const EmbedRequestSchema: GenMessage<EmbedRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_inference_v1_inference, 7);
+
+/**
+ * @generated from message ai.platform.inference.v1.EmbedResponse
+ */
+export type EmbedResponse = Message<"ai.platform.inference.v1.EmbedResponse"> & {
+  /**
+   * One per input, in input order.
+   *
+   * @generated from field: repeated ai.platform.inference.v1.Embedding embeddings = 1;
+   */
+  embeddings: Embedding[];
+
+  /**
+   * Tokens the model read, over all inputs.
+   *
+   * @generated from field: uint32 tokens = 2;
+   */
+  tokens: number;
+
+  /**
+   * @generated from field: string engine_id = 3;
+   */
+  engineId: string;
+};
+
+/**
+ * Describes the message ai.platform.inference.v1.EmbedResponse.
+ * Use `create(EmbedResponseSchema)` to create a new message.
+ */
+export const EmbedResponseSchema: GenMessage<EmbedResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_inference_v1_inference, 8);
+
+/**
+ * @generated from message ai.platform.inference.v1.Embedding
+ */
+export type Embedding = Message<"ai.platform.inference.v1.Embedding"> & {
+  /**
+   * @generated from field: repeated float values = 1;
+   */
+  values: number[];
+};
+
+/**
+ * Describes the message ai.platform.inference.v1.Embedding.
+ * Use `create(EmbeddingSchema)` to create a new message.
+ */
+export const EmbeddingSchema: GenMessage<Embedding> = /*@__PURE__*/
+  messageDesc(file_ai_platform_inference_v1_inference, 9);
+
+/**
  * The engine pool. Every Generate call is metered: exactly one UsageEvent is
  * published for it, also when it is aborted or fails.
  *
@@ -213,6 +298,17 @@ export const InferenceService: GenService<{
     methodKind: "unary";
     input: typeof ListModelsRequestSchema;
     output: typeof ListModelsResponseSchema;
+  },
+  /**
+   * Embeds texts with an embedding model on an engine that serves it. Metered
+   * like Generate: exactly one UsageEvent (embedding_tokens) per call.
+   *
+   * @generated from rpc ai.platform.inference.v1.InferenceService.Embed
+   */
+  embed: {
+    methodKind: "unary";
+    input: typeof EmbedRequestSchema;
+    output: typeof EmbedResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ai_platform_inference_v1_inference, 0);

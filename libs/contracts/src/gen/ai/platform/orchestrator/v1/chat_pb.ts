@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ai/platform/orchestrator/v1/chat.proto.
  */
 export const file_ai_platform_orchestrator_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("CiZhaS9wbGF0Zm9ybS9vcmNoZXN0cmF0b3IvdjEvY2hhdC5wcm90bxIbYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxItABCgtDaGF0UmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDQoFbW9kZWwYAiABKAkSNAoIbWVzc2FnZXMYAyADKAsyIi5haS5wbGF0Zm9ybS5jb21tb24udjEuQ2hhdE1lc3NhZ2USNwoIc2FtcGxpbmcYBCABKAsyJS5haS5wbGF0Zm9ybS5jb21tb24udjEuU2FtcGxpbmdQYXJhbXMSFgoOcmVzZXJ2YXRpb25faWQYBSABKAkSEgoKYXBpX2tleV9pZBgGIAEoCSLQAQoMQ2hhdFJlc3BvbnNlEkMKB3N0YXJ0ZWQYASABKAsyMC5haS5wbGF0Zm9ybS5vcmNoZXN0cmF0b3IudjEuQ29udmVyc2F0aW9uU3RhcnRlZEgAEjcKBWRlbHRhGAIgASgLMiYuYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLlRleHREZWx0YUgAEjkKCGZpbmlzaGVkGAMgASgLMiUuYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkZpbmlzaGVkSABCBwoFZXZlbnQiUQoTQ29udmVyc2F0aW9uU3RhcnRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRINCgVtb2RlbBgDIAEoCSIZCglUZXh0RGVsdGESDAoEdGV4dBgBIAEoCSJTCghGaW5pc2hlZBIVCg1maW5pc2hfcmVhc29uGAEgASgJEjAKBXVzYWdlGAIgASgLMiEuYWkucGxhdGZvcm0uY29tbW9uLnYxLlRva2VuVXNhZ2UiEwoRTGlzdE1vZGVsc1JlcXVlc3QiSAoSTGlzdE1vZGVsc1Jlc3BvbnNlEjIKBm1vZGVscxgBIAMoCzIiLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5Nb2RlbCIrCgVNb2RlbBIKCgJpZBgBIAEoCRIWCg5jb250ZXh0X2xlbmd0aBgCIAEoDTLbAQoLQ2hhdFNlcnZpY2USXQoEQ2hhdBIoLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5DaGF0UmVxdWVzdBopLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5DaGF0UmVzcG9uc2UwARJtCgpMaXN0TW9kZWxzEi4uYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkxpc3RNb2RlbHNSZXF1ZXN0Gi8uYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkxpc3RNb2RlbHNSZXNwb25zZWIGcHJvdG8z", [file_ai_platform_common_v1_common]);
+  fileDesc("CiZhaS9wbGF0Zm9ybS9vcmNoZXN0cmF0b3IvdjEvY2hhdC5wcm90bxIbYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxItABCgtDaGF0UmVxdWVzdBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSDQoFbW9kZWwYAiABKAkSNAoIbWVzc2FnZXMYAyADKAsyIi5haS5wbGF0Zm9ybS5jb21tb24udjEuQ2hhdE1lc3NhZ2USNwoIc2FtcGxpbmcYBCABKAsyJS5haS5wbGF0Zm9ybS5jb21tb24udjEuU2FtcGxpbmdQYXJhbXMSFgoOcmVzZXJ2YXRpb25faWQYBSABKAkSEgoKYXBpX2tleV9pZBgGIAEoCSLQAQoMQ2hhdFJlc3BvbnNlEkMKB3N0YXJ0ZWQYASABKAsyMC5haS5wbGF0Zm9ybS5vcmNoZXN0cmF0b3IudjEuQ29udmVyc2F0aW9uU3RhcnRlZEgAEjcKBWRlbHRhGAIgASgLMiYuYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLlRleHREZWx0YUgAEjkKCGZpbmlzaGVkGAMgASgLMiUuYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkZpbmlzaGVkSABCBwoFZXZlbnQiUQoTQ29udmVyc2F0aW9uU3RhcnRlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRINCgVtb2RlbBgDIAEoCSIZCglUZXh0RGVsdGESDAoEdGV4dBgBIAEoCSJTCghGaW5pc2hlZBIVCg1maW5pc2hfcmVhc29uGAEgASgJEjAKBXVzYWdlGAIgASgLMiEuYWkucGxhdGZvcm0uY29tbW9uLnYxLlRva2VuVXNhZ2UiEwoRTGlzdE1vZGVsc1JlcXVlc3QiSAoSTGlzdE1vZGVsc1Jlc3BvbnNlEjIKBm1vZGVscxgBIAMoCzIiLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5Nb2RlbCIrCgVNb2RlbBIKCgJpZBgBIAEoCRIWCg5jb250ZXh0X2xlbmd0aBgCIAEoDSJZCgxFbWJlZFJlcXVlc3QSDQoFbW9kZWwYASABKAkSDgoGaW5wdXRzGAIgAygJEhYKDnJlc2VydmF0aW9uX2lkGAMgASgJEhIKCmFwaV9rZXlfaWQYBCABKAkiWwoNRW1iZWRSZXNwb25zZRI6CgplbWJlZGRpbmdzGAEgAygLMiYuYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkVtYmVkZGluZxIOCgZ0b2tlbnMYAiABKA0iGwoJRW1iZWRkaW5nEg4KBnZhbHVlcxgBIAMoAjK7AgoLQ2hhdFNlcnZpY2USXQoEQ2hhdBIoLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5DaGF0UmVxdWVzdBopLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5DaGF0UmVzcG9uc2UwARJtCgpMaXN0TW9kZWxzEi4uYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkxpc3RNb2RlbHNSZXF1ZXN0Gi8uYWkucGxhdGZvcm0ub3JjaGVzdHJhdG9yLnYxLkxpc3RNb2RlbHNSZXNwb25zZRJeCgVFbWJlZBIpLmFpLnBsYXRmb3JtLm9yY2hlc3RyYXRvci52MS5FbWJlZFJlcXVlc3QaKi5haS5wbGF0Zm9ybS5vcmNoZXN0cmF0b3IudjEuRW1iZWRSZXNwb25zZWIGcHJvdG8z", [file_ai_platform_common_v1_common]);
 
 /**
  * @generated from message ai.platform.orchestrator.v1.ChatRequest
@@ -214,6 +214,81 @@ export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
   messageDesc(file_ai_platform_orchestrator_v1_chat, 7);
 
 /**
+ * @generated from message ai.platform.orchestrator.v1.EmbedRequest
+ */
+export type EmbedRequest = Message<"ai.platform.orchestrator.v1.EmbedRequest"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * @generated from field: repeated string inputs = 2;
+   */
+  inputs: string[];
+
+  /**
+   * @generated from field: string reservation_id = 3;
+   */
+  reservationId: string;
+
+  /**
+   * @generated from field: string api_key_id = 4;
+   */
+  apiKeyId: string;
+};
+
+/**
+ * Describes the message ai.platform.orchestrator.v1.EmbedRequest.
+ * Use `create(EmbedRequestSchema)` to create a new message.
+ */
+export const EmbedRequestSchema: GenMessage<EmbedRequest> = /*@__PURE__*/
+  messageDesc(file_ai_platform_orchestrator_v1_chat, 8);
+
+/**
+ * @generated from message ai.platform.orchestrator.v1.EmbedResponse
+ */
+export type EmbedResponse = Message<"ai.platform.orchestrator.v1.EmbedResponse"> & {
+  /**
+   * One per input, in input order.
+   *
+   * @generated from field: repeated ai.platform.orchestrator.v1.Embedding embeddings = 1;
+   */
+  embeddings: Embedding[];
+
+  /**
+   * Tokens the model read, over all inputs.
+   *
+   * @generated from field: uint32 tokens = 2;
+   */
+  tokens: number;
+};
+
+/**
+ * Describes the message ai.platform.orchestrator.v1.EmbedResponse.
+ * Use `create(EmbedResponseSchema)` to create a new message.
+ */
+export const EmbedResponseSchema: GenMessage<EmbedResponse> = /*@__PURE__*/
+  messageDesc(file_ai_platform_orchestrator_v1_chat, 9);
+
+/**
+ * @generated from message ai.platform.orchestrator.v1.Embedding
+ */
+export type Embedding = Message<"ai.platform.orchestrator.v1.Embedding"> & {
+  /**
+   * @generated from field: repeated float values = 1;
+   */
+  values: number[];
+};
+
+/**
+ * Describes the message ai.platform.orchestrator.v1.Embedding.
+ * Use `create(EmbeddingSchema)` to create a new message.
+ */
+export const EmbeddingSchema: GenMessage<Embedding> = /*@__PURE__*/
+  messageDesc(file_ai_platform_orchestrator_v1_chat, 10);
+
+/**
  * A conversation turn: context assembly, routing and generation.
  *
  * @generated from service ai.platform.orchestrator.v1.ChatService
@@ -239,6 +314,16 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof ListModelsRequestSchema;
     output: typeof ListModelsResponseSchema;
+  },
+  /**
+   * Embeds texts (OpenAI's /v1/embeddings) with the named embedding model.
+   *
+   * @generated from rpc ai.platform.orchestrator.v1.ChatService.Embed
+   */
+  embed: {
+    methodKind: "unary";
+    input: typeof EmbedRequestSchema;
+    output: typeof EmbedResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ai_platform_orchestrator_v1_chat, 0);
