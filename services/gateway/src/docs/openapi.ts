@@ -33,7 +33,7 @@ export function buildOpenApi(): Record<string, unknown> {
     paths: {
       '/v1/chat/completions': { post: op('Create a chat completion (JSON or SSE)', { parameters: [idem], requestBody: json(schema(chatCompletionRequest)) }, { 200: ok('completion or SSE stream') }) },
       '/v1/models': { get: op('List models', {}, { 200: ok('models') }) },
-      '/v1/embeddings': { post: op('Create embeddings (no embedding model is served yet)', { parameters: [idem], requestBody: json(schema(embeddingsRequest)) }, { 200: ok('embeddings') }) },
+      '/v1/embeddings': { post: op('Create embeddings (OpenAI shape; all-minilm-l6-v2, 384 dimensions)', { parameters: [idem], requestBody: json(schema(embeddingsRequest)) }, { 200: ok('embeddings') }) },
       '/api/chat': { post: op('Chat in the AI SDK UI message stream protocol', { parameters: [idem], requestBody: json(schema(uiChatRequest)) }, { 200: ok('UI message stream', 'text/event-stream') }) },
       '/api/conversations': { get: op('List conversations', { parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } }, { name: 'cursor', in: 'query', schema: { type: 'string', maxLength: 200 } }] }, { 200: ok('page') }) },
       '/api/conversations/{id}': {
