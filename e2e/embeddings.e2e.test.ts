@@ -49,6 +49,13 @@ describe('/v1/embeddings through gateway, billing, orchestrator, scheduler and t
     const [record] = await usageOf(response.response.headers.get('x-request-id'));
     expect(record).toMatchObject({ status: 'completed', embedding_tokens: 19, input_tokens: 0, output_tokens: 0, hold: 'settled' });
     expect(Number(record.cost_micros)).toBe(Math.ceil((19 * PRICE_PER_MILLION) / 1_000_000));
+
+    // The caller's own usage report counts the embedding tokens.
+    const report = (await (await fetch(`${suite.stack.gatewayUrl}/api/usage`, { headers: { authorization: `Bearer ${suite.tenant.apiKey}` } })).json()) as {
+      totals: { embedding_tokens: number }; data: Array<{ model: string; embedding_tokens: number; requests: number }>;
+    };
+    expect(report.totals.embedding_tokens).toBe(19);
+    expect(report.data).toContainEqual(expect.objectContaining({ model: EMBEDDING_MODEL, embedding_tokens: 19, requests: 1 }));
   });
 
   it('answers base64 as little-endian float32 of the same vector', async () => {

@@ -70,7 +70,7 @@ export class BillingQueries {
     const keys = groupBy.map((_, index) => String(index + 1));
     return withTenantTransaction(this.pool, tenantId, async (client) => {
       const { rows } = await client.query(
-        `SELECT ${[...columns, 'count(*) AS requests', 'sum(input_tokens) AS input_tokens', 'sum(cached_input_tokens) AS cached_input_tokens', 'sum(output_tokens) AS output_tokens', 'sum(cost_micros) AS cost_micros'].join(', ')}
+        `SELECT ${[...columns, 'count(*) AS requests', 'sum(input_tokens) AS input_tokens', 'sum(cached_input_tokens) AS cached_input_tokens', 'sum(output_tokens) AS output_tokens', 'sum(embedding_tokens) AS embedding_tokens', 'sum(cost_micros) AS cost_micros'].join(', ')}
            FROM billing.usage_records
           WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR occurred_at >= $2) AND ($3::timestamptz IS NULL OR occurred_at < $3)
           ${keys.length ? `GROUP BY ${keys.join(', ')} ORDER BY ${keys.join(', ')}` : ''}`,

@@ -116,7 +116,7 @@ export class BillingGrpcHandler implements ServiceImplementation<typeof billing.
     const rows = await this.queries.usage(tenant(request.tenantId, call), groupBy.filter(isGrouping), request.from && timestampDate(request.from), request.to && timestampDate(request.to));
     const groups = rows.map((row) => ({
       day: row.day ?? '', model: row.model ?? '', userId: row.user ?? '', apiKeyId: row.key ?? '', requests: BigInt(row.requests),
-      inputTokens: BigInt(row.input_tokens ?? 0), cachedInputTokens: BigInt(row.cached_input_tokens ?? 0), outputTokens: BigInt(row.output_tokens ?? 0), costMicros: BigInt(row.cost_micros ?? 0),
+      inputTokens: BigInt(row.input_tokens ?? 0), cachedInputTokens: BigInt(row.cached_input_tokens ?? 0), outputTokens: BigInt(row.output_tokens ?? 0), embeddingTokens: BigInt(row.embedding_tokens ?? 0), costMicros: BigInt(row.cost_micros ?? 0),
     }));
     return { groups, totalCostMicros: groups.reduce((sum, g) => sum + g.costMicros, 0n), totalRequests: groups.reduce((sum, g) => sum + g.requests, 0n) };
   }

@@ -36,8 +36,8 @@ export class UsageController {
       const total = (pick: (g: (typeof mine)[number]) => bigint) => mine.reduce((sum, g) => sum + Number(pick(g)), 0);
       return {
         object: 'usage', tenant_id: principal.tenantId, user_id: principal.userId, from: from.toISOString(), to: to.toISOString(),
-        totals: { requests: total((g) => g.requests), input_tokens: total((g) => g.inputTokens), output_tokens: total((g) => g.outputTokens), cost_micros: total((g) => g.costMicros) },
-        data: mine.map((g) => ({ day: g.day, model: g.model, requests: Number(g.requests), input_tokens: Number(g.inputTokens), cached_input_tokens: Number(g.cachedInputTokens), output_tokens: Number(g.outputTokens), cost_micros: Number(g.costMicros) })),
+        totals: { requests: total((g) => g.requests), input_tokens: total((g) => g.inputTokens), output_tokens: total((g) => g.outputTokens), embedding_tokens: total((g) => g.embeddingTokens), cost_micros: total((g) => g.costMicros) },
+        data: mine.map((g) => ({ day: g.day, model: g.model, requests: Number(g.requests), input_tokens: Number(g.inputTokens), cached_input_tokens: Number(g.cachedInputTokens), output_tokens: Number(g.outputTokens), embedding_tokens: Number(g.embeddingTokens), cost_micros: Number(g.costMicros) })),
       };
     });
   }
