@@ -264,6 +264,10 @@ describe('rendered manifests', () => {
     expect(pvc).toBeDefined();
     const vol = named(docs, 'Deployment', 'cpu-engine')!.spec.template.spec.volumes.find((v: Doc) => v.name === 'model');
     expect(vol.persistentVolumeClaim).toEqual({ claimName: 'cpu-engine-model', readOnly: true });
+    const config = (rendered: Doc[]) => named(rendered, 'ConfigMap', named(rendered, 'Deployment', 'cpu-engine')!.spec.template.spec.containers[0].envFrom.find((e: Doc) => e.configMapRef).configMapRef.name)!.data;
+    expect(config(docs).EMBEDDING_MODEL_PATH, 'no embedding model unless one is named').toBeUndefined();
+    const withEmbeddings = validate(helm('template', 'platform', 'charts/cpu-engine', '--namespace', 'ai-platform', '--set', 'model.embeddingFile=all-minilm-l6-v2-f32.gguf')).results.map((x) => x.document);
+    expect(config(withEmbeddings).EMBEDDING_MODEL_PATH).toBe('/models/all-minilm-l6-v2-f32.gguf');
   });
 
   it('charts refuse secret-looking config values and missing limits', () => {
