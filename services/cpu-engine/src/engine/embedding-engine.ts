@@ -3,6 +3,7 @@ import { CONFIG, HealthRegistry, LOGGER, type Logger } from '@ai-platform/platfo
 import type { Llama, LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import type { EngineConfig } from '../config';
 import { EngineNotReadyError } from './llama-engine';
+import { loadLlama } from './llama-runtime';
 
 export interface Embedding {
   vector: number[];
@@ -59,21 +60,8 @@ export class EmbeddingEngine implements OnModuleInit, OnApplicationShutdown {
       if (!this.context || this.disposed) throw new Error(this.disposed ? 'embedding model unloaded' : 'embedding model loading');
     });
     const started = performance.now();
-    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    this.llama = await getLlama({
-      gpu: false,
-      build: 'never',
-      progressLogs: false,
-      maxThreads: this.config.THREADS,
-      // llama.cpp warns on every pooled batch ("some input tokens were not marked as outputs"): errors only.
-      logLevel: LlamaLogLevel.error,
-      logger: (level, message) => {
-        const text = message.trim();
-        if (!text) return;
-        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) this.logger.error({ llama: true }, text);
-        else this.logger.debug({ llama: true, level }, text);
-      },
-    });
+    // llama.cpp warns on every pooled batch ("some input tokens were not marked as outputs"): errors only.
+    this.llama = await loadLlama(this.config.THREADS, this.logger, true);
     this.model = await this.llama.loadModel({ modelPath, gpuLayers: 0 });
     this.maxInputTokens = this.model.trainContextSize;
     this.context = await this.model.createEmbeddingContext({ contextSize: this.maxInputTokens, threads: this.config.THREADS });

@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } fro
 import { CONFIG, HealthRegistry, LOGGER, type Logger } from '@ai-platform/platform';
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaContext, LlamaModel } from 'node-llama-cpp' with { 'resolution-mode': 'import' };
 import type { EngineConfig } from '../config';
+import { loadLlama } from './llama-runtime';
 import { EngineMetrics } from './metrics';
 import { runGeneration, type Slot } from './generation';
 import { SequencePool, QueueFullError } from './sequence-pool';
@@ -64,21 +65,9 @@ export class LlamaEngine implements OnModuleInit, OnApplicationShutdown {
       if (!this.ready) throw new Error(this.disposed ? 'model unloaded' : 'model loading');
     });
     const started = performance.now();
-    const { getLlama, LlamaLogLevel, resolveChatWrapper } = await import('node-llama-cpp');
+    const { resolveChatWrapper } = await import('node-llama-cpp');
     const cfg = this.config;
-    this.llama = await getLlama({
-      gpu: false,
-      build: 'never',
-      progressLogs: false,
-      maxThreads: cfg.THREADS,
-      logLevel: LlamaLogLevel.warn,
-      logger: (level, message) => {
-        const text = message.trim();
-        if (!text) return;
-        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) this.logger.error({ llama: true }, text);
-        else this.logger.debug({ llama: true, level }, text);
-      },
-    });
+    this.llama = await loadLlama(cfg.THREADS, this.logger);
     this.model = await this.llama.loadModel({ modelPath: cfg.MODEL_PATH, gpuLayers: 0 });
     const perSequence = Math.min(cfg.CONTEXT_SIZE, this.model.trainContextSize);
     this.context = await this.model.createContext({
