@@ -58,6 +58,18 @@ describe('/v1/embeddings through gateway, billing, orchestrator, scheduler and t
     expect(report.data).toContainEqual(expect.objectContaining({ model: EMBEDDING_MODEL, embedding_tokens: 19, requests: 1 }));
   });
 
+  it('lists the embedding model in /v1/models and refuses it for chat with a 400', async () => {
+    const models = (await (await fetch(`${suite.stack.gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${suite.tenant.apiKey}` } })).json()) as { data: Array<{ id: string }> };
+    expect(models.data.map((model) => model.id).sort()).toEqual([EMBEDDING_MODEL, 'gemma-3-270m']);
+    const chat = await fetch(`${suite.stack.gatewayUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${suite.tenant.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: EMBEDDING_MODEL, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(chat.status).toBe(400);
+    expect(((await chat.json()) as { error: { code: string; param: string } }).error).toMatchObject({ code: 'model_not_supported', param: 'model' });
+  });
+
   it('answers base64 as little-endian float32 of the same vector', async () => {
     const floats = (await (await post({ model: EMBEDDING_MODEL, input: 'lighthouse keeper' })).json()) as { data: Array<{ embedding: number[] }> };
     const encoded = (await (await post({ model: EMBEDDING_MODEL, input: 'lighthouse keeper', encoding_format: 'base64' })).json()) as { data: Array<{ embedding: string }> };

@@ -76,8 +76,15 @@ describe('POST /v1/embeddings (all-MiniLM-L6-v2 converted by infra/local/bert-to
     together.forEach((vector: number[], index: number) => expect(cosine(vector, alone[index]!)).toBeCloseTo(1, 5));
   });
 
-  it('reports the embedding model in readiness', async () => {
+  it('reports the embedding model in readiness and lists it marked "task": "embed"', async () => {
     const ready = await json(await fetch(`${url}/readyz`));
     expect(ready).toMatchObject({ status: 'ready', checks: { model: 'ok', embedding_model: 'ok' } });
+    const models = await json(await fetch(`${url}/v1/models`));
+    expect(models.data).toEqual([
+      expect.objectContaining({ id: 'gemma-3-270m', object: 'model' }),
+      expect.objectContaining({ id: EMBEDDING_MODEL, object: 'model', max_model_len: 512, task: 'embed' }),
+    ]);
+    expect(models.data[0].task).toBeUndefined();
+    expect(await json(await fetch(`${url}/v1/models/${EMBEDDING_MODEL}`))).toMatchObject({ id: EMBEDDING_MODEL, task: 'embed' });
   });
 });

@@ -27,7 +27,7 @@ export class InferenceGrpcHandler implements Implementation {
 
   async listModels(_request: inference.ListModelsRequest, _call: CallInfo): Promise<MessageInitShape<typeof inference.ListModelsResponseSchema>> {
     return {
-      models: this.pool.availableModels().map((model) => ({ id: model.id, contextLength: model.contextLength, readyEngines: model.readyEngines })),
+      models: this.pool.availableModels().map((model) => ({ id: model.id, contextLength: model.contextLength, readyEngines: model.readyEngines, kind: model.kind })),
     };
   }
 }

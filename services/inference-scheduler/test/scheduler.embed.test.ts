@@ -81,6 +81,27 @@ describe('inference-scheduler Embed', () => {
     expect(usage.forRequest(who.requestId)).toHaveLength(1);
   });
 
+  it('lists an embedding model an engine marks as such, goes to that engine first and never routes Generate to it', async () => {
+    embedder.listEmbeddingModel = true;
+    try {
+      await service.app.get(EnginePool).pollAll();
+      const { models } = await client.listModels({});
+      expect(models.map((model) => ({ id: model.id, kind: model.kind }))).toEqual(
+        expect.arrayContaining([{ id: EMBEDDING_MODEL, kind: 'embedding' }, { id: 'chat-model', kind: 'chat' }, { id: 'other-chat-model', kind: 'chat' }]),
+      );
+      const probed = chatOnly.embedRequests.length;
+      const who = ids('embed-listed');
+      expect((await embed(who, ['direct'])).engineId).toBe(new URL(embedder.url).host);
+      expect(chatOnly.embedRequests.length).toBe(probed);
+      const generate = await grpcFailure(async () => {
+        for await (const _ of client.generate({ model: EMBEDDING_MODEL, messages: [{ role: 'user', content: 'hi' }] }, { context: who })) void _;
+      });
+      expect(generate.code).toBe(GrpcStatus.NOT_FOUND);
+    } finally {
+      embedder.listEmbeddingModel = false;
+    }
+  });
+
   it('relays an engine refusal as INVALID_ARGUMENT and meters nothing', async () => {
     const who = ids('embed-refused');
     embedder.embedBehavior = { kind: 'status', status: 400, body: JSON.stringify({ error: { message: 'input[0] has 600 tokens; 512 is the most this embedding model reads' } }) };

@@ -49,6 +49,10 @@ export class EmbeddingEngine implements OnModuleInit, OnApplicationShutdown {
     return this.config.EMBEDDING_MODEL_NAME;
   }
 
+  get modelPath(): string {
+    return this.config.EMBEDDING_MODEL_PATH ?? '';
+  }
+
   get maxInputs(): number {
     return this.config.EMBEDDING_MAX_INPUTS;
   }

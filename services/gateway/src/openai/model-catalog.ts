@@ -6,6 +6,7 @@ import { UpstreamClients } from '../upstream/upstream.clients';
 export interface CatalogModel {
   id: string;
   contextLength: number;
+  kind: 'chat' | 'embedding';
 }
 
 /** The models callers may ask for, cached briefly so every request does not ask the pool. */
@@ -22,7 +23,7 @@ export class ModelCatalog {
     if (this.cached && Date.now() - this.cached.at < this.config.MODELS_CACHE_MS) return this.cached.models;
     try {
       const { models } = await this.upstream.orchestrator.listModels({}, { timeoutMs: 5_000 });
-      const list = models.map((model) => ({ id: model.id, contextLength: model.contextLength }));
+      const list = models.map((model) => ({ id: model.id, contextLength: model.contextLength, kind: model.kind === 'embedding' ? ('embedding' as const) : ('chat' as const) }));
       // An empty pool is usually an engine restarting: ask again next time instead of caching it.
       this.cached = list.length > 0 ? { at: Date.now(), models: list } : undefined;
       return list;
@@ -31,9 +32,12 @@ export class ModelCatalog {
     }
   }
 
-  /** The model, or OpenAI's 404 for one that does not exist. */
+  /** The chat model, or OpenAI's 404 for one that does not exist; an embedding model is a 400. */
   async require(id: string): Promise<CatalogModel> {
     const model = (await this.list()).find((candidate) => candidate.id === id);
+    if (model?.kind === 'embedding') {
+      throw ApiError.badRequest(`The model \`${id}\` is an embedding model: use /v1/embeddings.`, 'model', 'model_not_supported');
+    }
     if (!model) {
       throw new ApiError(404, 'invalid_request_error', `The model \`${id}\` does not exist or you do not have access to it.`, 'model_not_found', 'model');
     }

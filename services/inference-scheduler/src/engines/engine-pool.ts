@@ -37,13 +37,15 @@ export function parseModelList(body: unknown): ServedModel[] {
     const id = (entry as { id?: unknown } | null)?.id;
     if (typeof id !== 'string' || id.length === 0 || id.length > 256) continue;
     const maxModelLen = (entry as { max_model_len?: unknown }).max_model_len;
-    models.push({ id, ...(typeof maxModelLen === 'number' && Number.isSafeInteger(maxModelLen) && maxModelLen > 0 ? { maxModelLen } : {}) });
+    const task = (entry as { task?: unknown }).task === 'embed' ? { task: 'embed' as const } : {};
+    models.push({ id, ...(typeof maxModelLen === 'number' && Number.isSafeInteger(maxModelLen) && maxModelLen > 0 ? { maxModelLen } : {}), ...task });
   }
   return models;
 }
 
 export interface ModelAvailability {
   id: string;
+  kind: 'chat' | 'embedding';
   /** Smallest context length among the ready engines serving it (0 when none says). */
   contextLength: number;
   readyEngines: number;
@@ -166,8 +168,8 @@ export class EnginePool implements OnModuleInit, OnModuleDestroy {
     const byModel = new Map<string, ModelAvailability>();
     for (const engine of this.engines) {
       if (!engine.healthy) continue;
-      for (const served of engine.models) {
-        const entry = byModel.get(served.id) ?? { id: served.id, contextLength: 0, readyEngines: 0 };
+      for (const served of [...engine.models, ...engine.embeddingModels]) {
+        const entry = byModel.get(served.id) ?? { id: served.id, kind: served.task === 'embed' ? ('embedding' as const) : ('chat' as const), contextLength: 0, readyEngines: 0 };
         entry.readyEngines++;
         if (served.maxModelLen !== undefined) entry.contextLength = entry.contextLength === 0 ? served.maxModelLen : Math.min(entry.contextLength, served.maxModelLen);
         byModel.set(served.id, entry);
@@ -243,7 +245,10 @@ export class EnginePool implements OnModuleInit, OnModuleDestroy {
     ]);
     engine.lastPolledAt = Date.now();
 
-    if (models.status === 'fulfilled') engine.models = models.value;
+    if (models.status === 'fulfilled') {
+      engine.models = models.value.filter((model) => model.task !== 'embed');
+      engine.embeddingModels = models.value.filter((model) => model.task === 'embed');
+    }
     else enginePollFailures.inc({ engine: engine.id, endpoint: 'models' });
     if (health.status === 'rejected') enginePollFailures.inc({ engine: engine.id, endpoint: 'health' });
 

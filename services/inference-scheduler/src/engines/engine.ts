@@ -15,6 +15,8 @@ export interface ServedModel {
   id: string;
   /** Context length the engine reports (`max_model_len`); undefined when it does not say. */
   maxModelLen?: number;
+  /** `embed`: an embedding model (the cpu-engine says so in /v1/models); anything else generates. */
+  task?: 'embed';
 }
 
 /**
@@ -23,7 +25,10 @@ export interface ServedModel {
  */
 export class Engine {
   healthy = false;
+  /** Models it generates with (Generate routes only to these). */
   models: ServedModel[] = [];
+  /** Embedding models it says it serves (Embed tries these engines first). */
+  embeddingModels: ServedModel[] = [];
   /** Requests this scheduler has open on the engine right now. */
   inFlight = 0;
   /** Of those, batch requests (capped per engine so interactive lanes keep headroom). */

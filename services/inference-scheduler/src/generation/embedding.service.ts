@@ -27,11 +27,11 @@ type Attempt =
 
 /**
  * One Embed call: validate, send it to an engine that serves the embedding
- * model (engines are tried least-loaded first; one that answers 404 does not
- * serve it and is remembered as such until it says otherwise), and meter the
- * call exactly once, with the tokens the engine read as embedding tokens.
- * vLLM lists a pooling model in /v1/models like any other, and the cpu-engine
- * does not list its embedding model at all, so the 404 is what tells them apart.
+ * model (engines that list it as one first, then the rest least loaded first;
+ * one that answers 404 does not serve it and is remembered as such until it
+ * says otherwise), and meter the call exactly once, with the tokens the engine
+ * read as embedding tokens. vLLM lists a pooling model in /v1/models like any
+ * other, so for vLLM pods the 404 is what tells them apart.
  */
 @Injectable()
 export class EmbeddingService {
@@ -102,12 +102,16 @@ export class EmbeddingService {
     throw new GrpcError(GrpcStatus.NOT_FOUND, `The model \`${request.model}\` does not exist or is not an embedding model served here.`);
   }
 
-  /** Healthy vLLM-protocol engines, least loaded first, those known not to serve the model last. */
+  /**
+   * Healthy vLLM-protocol engines: those that list the model as an embedding model first,
+   * those known not to serve it last, least loaded first within each.
+   */
   private order(model: string): Engine[] {
     const skip = this.notServing.get(model) ?? new Set<string>();
+    const rank = (engine: Engine) => (engine.embeddingModels.some((served) => served.id === model) ? 0 : skip.has(engine.id) ? 2 : 1);
     return this.pool.engines
       .filter((engine) => engine.healthy && engine.kind === 'vllm')
-      .sort((a, b) => Number(skip.has(a.id)) - Number(skip.has(b.id)) || a.inFlight - b.inFlight);
+      .sort((a, b) => rank(a) - rank(b) || a.inFlight - b.inFlight);
   }
 
   private remember(model: string, engine: Engine, serves: boolean) {

@@ -43,7 +43,7 @@ export class ChatHandler implements OnApplicationShutdown {
 
   async listModels(): Promise<MessageInitShape<typeof orchestrator.ListModelsResponseSchema>> {
     const { models } = await this.inference.listModels({}, { timeoutMs: 5_000 });
-    return { models: models.map((model) => ({ id: model.id, contextLength: model.contextLength })) };
+    return { models: models.map((model) => ({ id: model.id, contextLength: model.contextLength, kind: model.kind || 'chat' })) };
   }
 
   async *chat(request: orchestrator.ChatRequest, call: CallInfo): AsyncGenerator<ChatEvent> {
