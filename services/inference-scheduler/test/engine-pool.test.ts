@@ -45,8 +45,8 @@ describe('EnginePool', () => {
     expect(pool.engines.find((engine) => engine.id === `127.0.0.1:${dead}`)!.healthy).toBe(false);
     expect(pool.candidates('m').map((engine) => engine.baseUrl)).toEqual([a.url, b.url]);
     expect(pool.availableModels()).toEqual([
-      { id: 'm', contextLength: 2048, readyEngines: 2 },
-      { id: 'other', contextLength: 1024, readyEngines: 1 },
+      { id: 'm', kind: 'chat', contextLength: 2048, readyEngines: 2 },
+      { id: 'other', kind: 'chat', contextLength: 1024, readyEngines: 1 },
     ]);
     expect((await health.readiness()).ready).toBe(true);
   });
@@ -63,7 +63,7 @@ describe('EnginePool', () => {
     b.healthy = false;
     await pool.pollAll();
     expect(engineOf(b).healthy).toBe(false);
-    expect(pool.availableModels().find((model) => model.id === 'm')).toEqual({ id: 'm', contextLength: 2048, readyEngines: 1 });
+    expect(pool.availableModels().find((model) => model.id === 'm')).toEqual({ id: 'm', kind: 'chat', contextLength: 2048, readyEngines: 1 });
     b.healthy = true;
     await pool.pollAll();
     expect(engineOf(b).healthy).toBe(true);
@@ -97,6 +97,7 @@ describe('EnginePool', () => {
 
   it('parses model lists leniently but refuses a body without data', () => {
     expect(parseModelList({ data: [{ id: 'x', max_model_len: 10 }, { id: 7 }, null, { id: 'y', max_model_len: 'big' }] })).toEqual([{ id: 'x', maxModelLen: 10 }, { id: 'y' }]);
+    expect(parseModelList({ data: [{ id: 'e', max_model_len: 512, task: 'embed' }, { id: 'g', task: 'generate' }] })).toEqual([{ id: 'e', maxModelLen: 512, task: 'embed' }, { id: 'g' }]);
     expect(() => parseModelList({ models: [] })).toThrow(/data/);
     expect(() => parseModelList(null)).toThrow();
   });

@@ -35,6 +35,8 @@ export function embeddingModelPath(): string {
 
 /** Starts the service inside the test process on a free port. */
 export async function startInProcess(env: Record<string, string> = {}): Promise<RunningService<unknown>> {
+  // npm test exports the infrastructure's EMBEDDING_MODEL_PATH; an engine serves embeddings only where a test asks for them.
+  delete process.env.EMBEDDING_MODEL_PATH;
   Object.assign(process.env, {
     MODEL_PATH: modelPath(),
     MODEL_NAME: MODEL,
