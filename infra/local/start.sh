@@ -23,7 +23,7 @@ Try it:
   curl -N $gateway_url/v1/chat/completions -H "Authorization: Bearer $api_key" \\
     -H 'content-type: application/json' \\
     -d '{"model":"gemma-3-270m","stream":true,"messages":[{"role":"user","content":"Say hello"}]}'
-  curl $gateway_url/v1/embeddings -H "Authorization: Bearer $api_key" \
+  curl $gateway_url/v1/embeddings -H "Authorization: Bearer $api_key" \\
     -H 'content-type: application/json' -d '{"model":"all-minilm-l6-v2","input":"Say hello"}'
 
 Stop it with: npm stop
