@@ -11,8 +11,11 @@ export const configSchema = baseConfigSchema.extend({
   /** A BERT embedding model in GGUF (infra/local/model.sh embeddings-gguf); unset: no /v1/embeddings. */
   EMBEDDING_MODEL_PATH: z.string().min(1).refine((file) => existsSync(file), 'no such file (bash infra/local/model.sh embeddings-gguf)').optional(),
   EMBEDDING_MODEL_NAME: z.string().min(1).default('all-minilm-l6-v2'),
-  /** Inputs one /v1/embeddings request may carry (OpenAI allows 2048). */
-  EMBEDDING_MAX_INPUTS: z.coerce.number().int().min(1).max(2048).default(2048),
+  /**
+   * Inputs one /v1/embeddings request may carry. Inputs are embedded one after another (~25 ms each on one
+   * thread), so 256 keeps a request well inside the scheduler's 30 s engine timeout; OpenAI allows 2048.
+   */
+  EMBEDDING_MAX_INPUTS: z.coerce.number().int().min(1).max(2048).default(256),
   /** Parallel context sequences: requests generating at once; more wait in a FIFO queue. */
   PARALLEL_SEQUENCES: z.coerce.number().int().min(1).max(64).default(4),
   /** Tokens per sequence (prompt + completion): the `max_model_len` clients see. */

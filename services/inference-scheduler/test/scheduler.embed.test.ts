@@ -4,6 +4,7 @@ import { GrpcStatus, type RunningService } from '@ai-platform/platform';
 import { costMicros, DEFAULT_PRICES } from '@ai-platform/pricing';
 import type { SchedulerConfig } from '../src/config';
 import { EnginePool } from '../src/engines/engine-pool';
+import { EmbeddingService } from '../src/generation/embedding.service';
 import { FakeVllm } from './fixtures/fake-vllm';
 import { grpcFailure, ids, requireInfra, schedulerClient, startScheduler, UsageCollector, waitFor, type InferenceClient } from './fixtures/harness';
 
@@ -132,5 +133,14 @@ describe('inference-scheduler Embed', () => {
     expect((await grpcFailure(() => client.embed({ model: EMBEDDING_MODEL, inputs: ['x'] }, { context: { requestId: 'no-tenant' } }))).code).toBe(GrpcStatus.INVALID_ARGUMENT);
     expect(chatOnly.embedRequests.length + embedder.embedRequests.length - before).toBe(2);
     await expectNoUsage(who.requestId, who);
+  });
+
+  it('remembers which engines do not serve a model for a bounded number of model names', async () => {
+    const who = ids('embed-many');
+    for (let i = 0; i < 300; i++) expect((await grpcFailure(() => embed(who, ['x'], `made-up-${i}`))).code).toBe(GrpcStatus.NOT_FOUND);
+    const remembered = (service.app.get(EmbeddingService) as unknown as { notServing: Map<string, Set<string>> }).notServing;
+    expect(remembered.size).toBeLessThanOrEqual(256);
+    expect(remembered.has('made-up-299')).toBe(true);
+    expect(remembered.has('made-up-0')).toBe(false);
   });
 });

@@ -17,6 +17,8 @@ type EmbedResponseInit = MessageInitShape<typeof inference.EmbedResponseSchema>;
 export const MAX_EMBED_INPUTS = 2048;
 const MAX_INPUT_CHARS = 100_000;
 const ERROR_BODY_LIMIT = 4_096;
+/** Models whose non-serving engines are remembered; any model name can arrive, so the memory is bounded. */
+const REMEMBERED_MODELS = 256;
 
 /** What an engine said to one embeddings request. */
 type Attempt =
@@ -118,7 +120,10 @@ export class EmbeddingService {
     const set = this.notServing.get(model) ?? new Set<string>();
     if (serves) set.delete(engine.id);
     else set.add(engine.id);
-    this.notServing.set(model, set);
+    this.notServing.delete(model);
+    if (set.size > 0) this.notServing.set(model, set);
+    // Oldest first in a Map: forget the least recently seen model.
+    if (this.notServing.size > REMEMBERED_MODELS) this.notServing.delete(this.notServing.keys().next().value!);
   }
 
   private async send(engine: Engine, request: inference.EmbedRequest, signal: AbortSignal): Promise<Attempt> {
