@@ -20,67 +20,23 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { createLogger, createPool, migrate } from '@ai-platform/platform';
+import { migrations, percentile, seedTenantHistory, vacuumLedger, withBenchDatabase } from './history-lib.mjs';
 
 const { values: args } = parseArgs({
   options: { histories: { type: 'string', default: '0,10000,100000,500000' }, calls: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '4' } },
 });
-if (/:55432\//.test(process.env.DATABASE_URL ?? '')) throw new Error('refusing to run on the shared database (port 55432): use a separate infra instance');
 const histories = args.histories.split(',').map(Number);
 const CALLS = Number(args.calls);
 const ROUNDS = Number(args.rounds);
-const root = path.resolve(import.meta.dirname, '../..');
-const migrations = path.join(root, 'services/billing/migrations');
 
-const database = `bench_history_${randomUUID().slice(0, 8)}`;
-const admin = createPool(process.env.DATABASE_URL, { applicationName: 'billing-bench-admin', max: 1 });
-await admin.query(`CREATE DATABASE ${database}`);
-const pool = createPool(Object.assign(new URL(process.env.DATABASE_URL), { pathname: `/${database}` }).toString(), { applicationName: 'billing-bench', max: 2 });
-const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-try {
-  await migrate(pool, 'billing', migrations, createLogger('bench', 'error'));
+await withBenchDatabase('bench_history', async (pool) => {
   // Migration 003's reserve_hold, as it was before the balance moved onto the account row.
   const original = readFileSync(path.join(migrations, '003_reserve_in_one_round_trip.sql'), 'utf8');
   await pool.query(original.slice(original.indexOf('CREATE FUNCTION reserve_hold(')).replace('CREATE FUNCTION reserve_hold(', 'CREATE FUNCTION billing.bench_reserve_hold_summing('));
 
   const tenants = [];
-  for (const size of histories) {
-    const tenantId = `history-${size}-${randomUUID().slice(0, 8)}`;
-    const started = performance.now();
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SET LOCAL statement_timeout = 0');
-      await client.query(`SELECT set_config('app.tenant_id', $1, true)`, [tenantId]);
-      const { rows } = await client.query(`INSERT INTO billing.accounts (kind, tenant_id) VALUES ('tenant', $1) RETURNING id`, [tenantId]);
-      const account = rows[0].id;
-      const grants = (await client.query(`SELECT id FROM billing.accounts WHERE system_code = 'grants'`)).rows[0].id;
-      // The grant, then `size` one-µ transactions, each balanced.
-      await client.query(
-        `WITH t AS (
-           INSERT INTO billing.ledger_transactions (tenant_id, kind, reference)
-           SELECT $1, 'manual_adjustment', $1 || ':' || n FROM generate_series(0, $3::int) AS n RETURNING id, reference)
-         INSERT INTO billing.ledger_entries (transaction_id, tenant_id, account_id, amount_micros)
-         SELECT t.id, $1, a.account, CASE WHEN t.reference = $1 || ':0' THEN a.sign * 1000000000000 ELSE a.sign END
-           FROM t CROSS JOIN (VALUES ($2::uuid, 1), ($4::uuid, -1)) AS a(account, sign)`,
-        [tenantId, account, size, grants],
-      );
-      await client.query('COMMIT');
-    } finally {
-      client.release();
-    }
-    tenants.push({ size, tenantId, seedSeconds: (performance.now() - started) / 1000 });
-    console.error(`seeded ${size} entries for ${tenantId} in ${tenants.at(-1).seedSeconds.toFixed(1)} s`);
-  }
-  const maintenance = await pool.connect();
-  try {
-    await maintenance.query('SET statement_timeout = 0');
-    await maintenance.query('VACUUM ANALYZE billing.ledger_entries');
-    await maintenance.query('VACUUM ANALYZE billing.accounts');
-    await maintenance.query('RESET statement_timeout');
-  } finally {
-    maintenance.release();
-  }
+  for (const size of histories) tenants.push(await seedTenantHistory(pool, size));
+  await vacuumLedger(pool);
 
   const callArgs = (tenantId) => [tenantId, 'user', 'key', randomUUID(), 'bench-model', 10, 10, 100000, 50000, 400000, 5, 600, null];
   const samples = new Map();
@@ -111,8 +67,4 @@ try {
   }
   console.table(results);
   console.log(JSON.stringify({ at: new Date().toISOString(), calls_per_variant: CALLS, rounds: ROUNDS, results }));
-} finally {
-  await pool.end();
-  await admin.query(`DROP DATABASE ${database} WITH (FORCE)`);
-  await admin.end();
-}
+});

@@ -38,9 +38,8 @@ export class CreditExpiry {
       const lot = rows[0];
       if (!lot) return false;
       const figures = await client.query<{ spent: string; balance: string }>(
-        `SELECT coalesce(-sum(amount_micros) FILTER (WHERE amount_micros < 0 AND created_at >= $2), 0) AS spent,
-                coalesce(sum(amount_micros), 0) AS balance
-           FROM billing.ledger_entries WHERE account_id = $1`,
+        `SELECT coalesce((SELECT -sum(amount_micros) FROM billing.ledger_entries WHERE account_id = $1 AND created_at >= $2 AND amount_micros < 0), 0) AS spent,
+                (SELECT balance_micros FROM billing.accounts WHERE id = $1) AS balance`,
         [accountId, lot.granted_at],
       );
       const left = toBigInt(lot.amount_micros) - toBigInt(figures.rows[0]?.spent);

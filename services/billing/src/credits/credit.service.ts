@@ -70,7 +70,8 @@ export class CreditService {
   }
 
   private async balance(client: PoolClient, accountId: string): Promise<bigint> {
-    const { rows } = await client.query(`SELECT coalesce(sum(amount_micros), 0) AS b FROM billing.ledger_entries WHERE account_id = $1`, [accountId]);
+    // The account row's balance is kept as exactly the sum of its entries, in this same transaction (migration 005).
+    const { rows } = await client.query(`SELECT balance_micros AS b FROM billing.accounts WHERE id = $1`, [accountId]);
     return toBigInt(rows[0]?.b);
   }
 }

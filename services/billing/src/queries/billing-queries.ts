@@ -11,9 +11,11 @@ const monthStart = (now = new Date()) => new Date(Date.UTC(now.getUTCFullYear(),
 const monthEnd = (now = new Date()) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
 
 /**
- * Read side for the caller and for operators. Every figure is computed from
- * the ledger entries or the usage records themselves (no counters), so it
- * matches the ledger to the micro.
+ * Read side for the caller and for operators. A tenant's balance is its
+ * account row's `balance_micros`, which the database keeps as exactly the sum
+ * of the account's entries (migration 005), so every figure matches the
+ * ledger to the micro without reading the account's whole history; the rest
+ * is computed from the entries or usage records in the range asked for.
  */
 @Injectable()
 export class BillingQueries {
@@ -22,7 +24,7 @@ export class BillingQueries {
   balance(tenantId: string) {
     return withTenantTransaction(this.pool, tenantId, async (client) => {
       const { rows } = await client.query(
-        `SELECT (SELECT coalesce(sum(e.amount_micros), 0) FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id WHERE a.tenant_id = $1) AS balance,
+        `SELECT (SELECT balance_micros FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant') AS balance,
                 (SELECT coalesce(sum(amount_micros), 0) FROM billing.reservations WHERE tenant_id = $1 AND status = 'held') AS held,
                 (SELECT currency FROM billing.accounts WHERE tenant_id = $1) AS currency,
                 (SELECT coalesce(sum(amount_micros), 0) FROM billing.credit_lots WHERE tenant_id = $1 AND expired_at IS NULL) AS expiring,
@@ -51,17 +53,19 @@ export class BillingQueries {
   ledger(tenantId: string, limit: number, before?: string) {
     return withTenantTransaction(this.pool, tenantId, async (client) => {
       const cursor = before ? Number(before) : null;
+      const account = await client.query(`SELECT id, balance_micros FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant'`, [tenantId]);
+      const accountId = account.rows[0]?.id ?? null;
+      // Newest first by (created_at, id): one backward range scan of the account's
+      // entries. The cursor is the last entry id of the previous page.
       const { rows } = await client.query(
         `SELECT e.id AS entry_id, t.id, t.kind, t.reference, coalesce(t.description, '') AS description, e.amount_micros, e.created_at
-           FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id JOIN billing.ledger_transactions t ON t.id = e.transaction_id
-          WHERE a.tenant_id = $1 AND ($3::bigint IS NULL OR e.id < $3) ORDER BY e.id DESC LIMIT $2`,
-        [tenantId, limit, Number.isSafeInteger(cursor) ? cursor : null],
+           FROM billing.ledger_entries e JOIN billing.ledger_transactions t ON t.id = e.transaction_id
+          WHERE e.account_id = $1
+            AND ($3::bigint IS NULL OR (e.created_at, e.id) < (SELECT c.created_at, c.id FROM billing.ledger_entries c WHERE c.id = $3 AND c.account_id = $1))
+          ORDER BY e.created_at DESC, e.id DESC LIMIT $2`,
+        [accountId, limit, Number.isSafeInteger(cursor) ? cursor : null],
       );
-      const balance = await client.query(
-        `SELECT coalesce(sum(e.amount_micros), 0) AS b FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id WHERE a.tenant_id = $1`,
-        [tenantId],
-      );
-      return { rows, balanceMicros: toBigInt(balance.rows[0]?.b), nextCursor: rows.length === limit ? String(rows.at(-1).entry_id) : '' };
+      return { rows, balanceMicros: toBigInt(account.rows[0]?.balance_micros), nextCursor: rows.length === limit ? String(rows.at(-1).entry_id) : '' };
     });
   }
 
@@ -84,23 +88,28 @@ export class BillingQueries {
     const start = monthStart();
     const end = monthEnd();
     return withTenantTransaction(this.pool, tenantId, async (client) => {
+      // The account's id first, so the planner sees it: the month is then a range scan of its index.
+      const account = await client.query(`SELECT id FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant'`, [tenantId]);
+      // One statement, so the lines and the balance come from one snapshot: the
+      // opening balance is the current balance less everything booked since the
+      // period began (entries are append-only, and none is dated after now).
       const { rows } = await client.query(
-        `SELECT t.kind, count(*) AS n, sum(e.amount_micros) AS amount
-           FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id JOIN billing.ledger_transactions t ON t.id = e.transaction_id
-          WHERE a.tenant_id = $1 AND e.created_at >= $2 AND e.created_at < $3 GROUP BY t.kind ORDER BY t.kind`,
-        [tenantId, start, end],
+        `SELECT a.balance_micros AS balance, a.currency,
+                (SELECT coalesce(sum(e.amount_micros), 0) FROM billing.ledger_entries e WHERE e.account_id = $1 AND e.created_at >= $2) AS since_start,
+                (SELECT coalesce(json_agg(l ORDER BY l.kind), '[]') FROM (
+                   SELECT t.kind, count(*) AS n, sum(e.amount_micros)::text AS amount
+                     FROM billing.ledger_entries e JOIN billing.ledger_transactions t ON t.id = e.transaction_id
+                    WHERE e.account_id = $1 AND e.created_at >= $2 AND e.created_at < $3 GROUP BY t.kind) l) AS lines
+           FROM billing.accounts a WHERE a.id = $1`,
+        [account.rows[0]?.id ?? null, start, end],
       );
-      const opening = await client.query(
-        `SELECT coalesce(sum(e.amount_micros), 0) AS b, (SELECT currency FROM billing.accounts WHERE tenant_id = $1) AS currency
-           FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id WHERE a.tenant_id = $1 AND e.created_at < $2`,
-        [tenantId, start],
-      );
-      const lines = rows.map((row) => ({ kind: row.kind as string, count: toBigInt(row.n), amountMicros: toBigInt(row.amount) }));
-      const openingBalance = toBigInt(opening.rows[0]?.b);
+      const row = rows[0] ?? {};
+      const lines = (row.lines as { kind: string; n: number; amount: string }[] ?? []).map((line) => ({ kind: line.kind, count: BigInt(line.n), amountMicros: BigInt(line.amount) }));
+      const openingBalance = toBigInt(row.balance) - toBigInt(row.since_start);
       const charges = ['usage', 'reservation_expiry', 'expiry_adjustment'];
       const usage = -lines.filter((line) => charges.includes(line.kind)).reduce((sum, line) => sum + line.amountMicros, 0n);
       const credits = lines.filter((line) => !charges.includes(line.kind)).reduce((sum, line) => sum + line.amountMicros, 0n);
-      return { start, end, lines, usageMicros: usage, creditsMicros: credits, openingBalanceMicros: openingBalance, closingBalanceMicros: openingBalance + credits - usage, currency: opening.rows[0]?.currency ?? 'usd' };
+      return { start, end, lines, usageMicros: usage, creditsMicros: credits, openingBalanceMicros: openingBalance, closingBalanceMicros: openingBalance + credits - usage, currency: row.currency ?? 'usd' };
     });
   }
 
@@ -109,7 +118,7 @@ export class BillingQueries {
     return withTransaction(this.pool, async (client) => {
       const { rows } = await client.query(
         `SELECT u.tenant_id, count(*) AS requests, sum(u.input_tokens) AS input_tokens, sum(u.output_tokens) AS output_tokens, sum(u.cost_micros) AS usage,
-                (SELECT coalesce(sum(e.amount_micros), 0) FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id WHERE a.tenant_id = u.tenant_id) AS balance
+                coalesce((SELECT a.balance_micros FROM billing.accounts a WHERE a.tenant_id = u.tenant_id AND a.kind = 'tenant'), 0) AS balance
            FROM billing.usage_records u
           WHERE ($1::timestamptz IS NULL OR u.occurred_at >= $1) AND ($2::timestamptz IS NULL OR u.occurred_at < $2)
           GROUP BY u.tenant_id ORDER BY usage DESC LIMIT $3`,

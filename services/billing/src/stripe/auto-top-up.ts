@@ -47,7 +47,7 @@ export class AutoTopUp {
       `SELECT a.tenant_id, a.auto_topup_amount_micros AS amount, a.currency, a.auto_topup_payment_method AS method
          FROM billing.accounts a
         WHERE a.kind = 'tenant' AND a.auto_topup_threshold_micros IS NOT NULL AND a.auto_topup_amount_micros IS NOT NULL AND a.auto_topup_payment_method IS NOT NULL
-          AND (SELECT coalesce(sum(e.amount_micros), 0) FROM billing.ledger_entries e WHERE e.account_id = a.id) < a.auto_topup_threshold_micros
+          AND a.balance_micros < a.auto_topup_threshold_micros
           AND NOT EXISTS (SELECT 1 FROM billing.top_up_orders o WHERE o.tenant_id = a.tenant_id AND o.kind = 'auto_topup' AND o.status IN ('pending', 'open'))
         LIMIT 100`,
     );
