@@ -187,6 +187,15 @@ describe('ledger and tenant isolation in the database', () => {
         await expect(client.query(`UPDATE billing.ledger_entries SET amount_micros = 1 WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/append-only/);
       });
       await inTransaction(() => expect(client.query(`DELETE FROM billing.ledger_transactions WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/append-only/));
+      // Entries must refer to a transaction of their own tenant and to an existing account, and accounts stay.
+      await inTransaction((account) => expect(insertEntries(randomUUID(), account, [5, -5])).rejects.toThrow(/transaction .* does not exist/));
+      await inTransaction((_account, txn) => expect(insertEntries(txn, randomUUID(), [5, -5])).rejects.toThrow(/account .* does not exist/));
+      await inTransaction(async (account) => {
+        const other = await client.query(`INSERT INTO billing.ledger_transactions (tenant_id, kind, reference) VALUES ($1, 'manual_adjustment', $2) RETURNING id`, [newTenant(), randomUUID()]);
+        await expect(insertEntries(other.rows[0].id, account, [5, -5])).rejects.toThrow(/does not exist/);
+      });
+      await inTransaction(() => expect(client.query(`DELETE FROM billing.accounts WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/permanent/));
+      await inTransaction(() => expect(client.query(`UPDATE billing.accounts SET id = gen_random_uuid() WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/permanent/));
     } finally {
       client.release();
     }

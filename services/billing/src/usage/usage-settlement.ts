@@ -60,14 +60,14 @@ export class UsageSettlement {
     }
 
     const reservation = await this.lockReservation(client, usage);
-    const inserted = await client.query<{ id: string }>(
+    const inserted = await client.query<{ event_id: string }>(
       `INSERT INTO billing.usage_records
          (event_id, tenant_id, user_id, api_key_id, request_id, conversation_id, reservation_id, reservation_ref, model, engine_id, priority,
           input_tokens, cached_input_tokens, output_tokens, input_price_micros, cached_input_price_micros, output_price_micros,
           cost_micros, reported_cost_micros, status, occurred_at, started_at, finished_at, price_version_id, markup_bps, tool_calls, embedding_tokens)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
        ON CONFLICT (event_id) DO NOTHING
-       RETURNING id`,
+       RETURNING event_id`,
       [
         usage.eventId, tenantId, usage.userId, usage.apiKeyId, usage.requestId, usage.conversationId, reservation?.id ?? null, usage.reservationRef,
         usage.model, usage.engineId, usage.priority, usage.inputTokens, usage.cachedInputTokens, usage.outputTokens,
@@ -76,7 +76,7 @@ export class UsageSettlement {
         usage.price.version ?? null, account.markupBps, usage.toolCalls, usage.embeddingTokens,
       ],
     );
-    const recordId = inserted.rows[0]?.id;
+    const recordId = inserted.rows[0]?.event_id;
     if (!recordId) {
       // Same event id republished under another message id: already billed.
       this.logger.info({ event_id: usage.eventId, tenant_id: tenantId }, 'usage event already recorded; not billed again');
@@ -120,7 +120,7 @@ export class UsageSettlement {
     }
     if (account.hasBudgets && charge !== 0n) await this.budgets.recordSpend(client, tenantId, [{ userId: usage.userId, apiKeyId: usage.apiKeyId, micros: charge }]);
     await MeterReporter.addPending(client, [{ tenantId, micros: cost }]);
-    await client.query(`UPDATE billing.usage_records SET balance_change_micros = $2, ledger_transaction_id = $3 WHERE id = $1`, [
+    await client.query(`UPDATE billing.usage_records SET balance_change_micros = $2, ledger_transaction_id = $3 WHERE event_id = $1`, [
       recordId, (-charge).toString(), transactionId,
     ]);
     return { applied: true, costMicros: cost, balanceChangeMicros: -charge, reservationId: reservation?.id };
