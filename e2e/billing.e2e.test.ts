@@ -104,6 +104,21 @@ describe('billing through the gateway', () => {
 
     const invoice = await get('/v1/billing/invoice-preview');
     expect(invoice).toMatchObject({ usageMicros: charged.usage, openingBalanceMicros: '0', closingBalanceMicros: ledgerSum.balance });
+    // Timestamps are RFC 3339 strings in the public JSON, not protobuf {seconds, nanos}.
+    const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+    expect(invoice.periodStart).toMatch(rfc3339);
+    expect(new Date(invoice.periodEnd).getTime()).toBeGreaterThan(new Date(invoice.periodStart).getTime());
+    // The ledger pages newest first by cursor, one entry at a time here, and the pages add up to the whole ledger.
+    const seen: any[] = [];
+    let page = await get('/v1/billing/ledger?limit=1');
+    for (let guard = 0; page.entries.length > 0 && guard < 50; guard++) {
+      seen.push(...page.entries);
+      if (!page.nextCursor) break;
+      page = await get(`/v1/billing/ledger?limit=1&before=${page.nextCursor}`);
+    }
+    expect(seen.every((entry) => rfc3339.test(entry.createdAt))).toBe(true);
+    expect(seen.map((entry) => Date.parse(entry.createdAt))).toEqual(seen.map((entry) => Date.parse(entry.createdAt)).sort((a, b) => b - a));
+    expect(seen.reduce((sum, entry) => sum + BigInt(entry.amountMicros), 0n).toString()).toBe(ledgerSum.balance);
     expect(invoice.lines.reduce((sum: bigint, line: any) => sum + BigInt(line.amountMicros), 0n).toString()).toBe(ledgerSum.balance);
 
     const report = await get(`/v1/admin/billing/cost-report?from=${encodeURIComponent(startedAt)}&limit=1000`, ADMIN_TOKEN);

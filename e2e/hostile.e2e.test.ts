@@ -113,6 +113,10 @@ describe('wrong types, unknown and missing fields', () => {
     ['/v1/embeddings', 'input as an object', { model: 'x', input: { a: 1 } }],
     ['/v1/billing/top-ups', 'credits as a string', { credits: '100' }],
     ['/v1/billing/top-ups', 'negative credits', { credits: -5 }],
+    ['/v1/billing/top-ups', 'credits past the largest number', { credits: 1e300 }],
+    ['/v1/billing/top-ups', 'fractional credits', { credits: 1.5 }],
+    ['/v1/billing/top-ups', 'a javascript: return URL', { credits: 5, success_url: 'javascript:alert(1)' }],
+    ['/v1/billing/top-ups', 'an unknown field', { credits: 5, amount: 1 }, 'unknown_parameter'],
     ['/v1/chat/completions', 'a NUL character in a message', chat('hi\u0000there'), 'invalid_character'],
     ['/v1/chat/completions', 'a NUL character in a key', { ...chat('hi'), metadata: { ['k\u0000']: 'v' } }, 'invalid_character'],
     ['/api/chat', 'a NUL character in a text part', { messages: [{ role: 'user', parts: [{ type: 'text', text: '\u0000' }] }] }, 'invalid_character'],
@@ -124,7 +128,11 @@ describe('wrong types, unknown and missing fields', () => {
   });
 
   it('validates query strings and path parameters', async () => {
-    for (const path of ['/api/conversations?limit=-1', '/api/conversations?limit=abc', '/api/usage?from=yesterday', '/api/usage?bogus=1', '/v1/billing/usage?from=not-a-date', '/api/usage?from=%00', '/v1/billing/usage?group_by=%00']) {
+    for (const path of ['/api/conversations?limit=-1', '/api/conversations?limit=abc', '/api/usage?from=yesterday', '/api/usage?bogus=1', '/v1/billing/usage?from=not-a-date', '/api/usage?from=%00', '/v1/billing/usage?group_by=%00',
+      // Limits and cursors of the billing views: out of range, fractional, repeated, not a number, not a cursor.
+      '/v1/billing/ledger?limit=99999999999', '/v1/billing/ledger?limit=1.5', '/v1/billing/ledger?limit=-3', '/v1/billing/ledger?limit=a&limit=b',
+      '/v1/billing/ledger?before=abc', '/v1/billing/ledger?before=1e400', '/v1/billing/ledger?bogus=1', '/v1/billing/holds?limit=99999999999',
+      '/v1/billing/usage?group_by=day,bogus', '/v1/billing/usage?group_by=']) {
       refused(await send(attacker.apiKey, 'GET', path), 400);
     }
     for (const id of ['not-a-uuid', '%00', '..%2F..%2Fetc', `${'a'.repeat(200)}`, "1'%20OR%20'1'%3D'1"]) {

@@ -2,24 +2,26 @@ import { timingSafeEqual } from 'node:crypto';
 import { Controller, Get, Inject, Post, Req, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { timestampDate, timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { ApiError, LOGGER, runWithContext, type Logger } from '@ai-platform/platform';
 import { authenticate } from '../auth/authenticate';
 import { IdentityStore } from '../auth/identity.store';
+import { parseBody } from '../edge/parse-body';
 import { toPublicError } from '../openai/chat-turn';
 import { UpstreamClients } from '../upstream/upstream.clients';
+import { billingHoldsQuery, billingLedgerQuery, billingUsageQuery, costReportQuery, liftKillSwitchRequest, topUpRequest } from './billing-schemas';
 import { closeKillSwitchGuard, killSwitchGuard } from './kill-switch.guard';
 import { registerStripeWebhookRoute } from './stripe-webhook.route';
 
-/** A protobuf message as public JSON: int64 as strings, protobuf-es internals ($typeName, $unknown) left out. */
+const isTimestamp = (value: unknown): value is Timestamp => (value as { $typeName?: string } | null)?.$typeName === 'google.protobuf.Timestamp';
+
+/**
+ * A protobuf message as public JSON: int64 as strings, timestamps as RFC 3339
+ * strings, protobuf-es internals ($typeName, $unknown) left out.
+ */
 const json = (value: unknown): unknown =>
-  JSON.parse(JSON.stringify(value, (key, v) => (key.startsWith('$') ? undefined : typeof v === 'bigint' ? v.toString() : v)));
-const date = (value: unknown, name: string) => {
-  if (value === undefined || value === '') return undefined;
-  const parsed = new Date(String(value));
-  if (!Number.isFinite(parsed.getTime())) throw ApiError.badRequest(`${name} must be an ISO-8601 date`, name);
-  return timestampFromDate(parsed);
-};
+  JSON.parse(JSON.stringify(value, (key, v) => (key.startsWith('$') ? undefined : typeof v === 'bigint' ? v.toString() : isTimestamp(v) ? timestampDate(v).toISOString() : v)));
+const date = (value: string | undefined) => (value === undefined ? undefined : timestampFromDate(new Date(value)));
 
 /**
  * The caller's billing views (`/v1/billing/*`, API key) and operator views
@@ -64,23 +66,26 @@ export class BillingController implements OnModuleInit, OnApplicationShutdown {
 
   @Get('billing/holds')
   holds(@Req() request: FastifyRequest) {
-    const query = request.query as Record<string, string>;
-    return this.call(request, (tenantId) => this.upstream.billing.listHolds({ tenantId, limit: Number(query.limit ?? 100) || 100 }));
+    return this.call(request, (tenantId) => {
+      const query = parseBody(billingHoldsQuery, request.query ?? {}, 'query');
+      return this.upstream.billing.listHolds({ tenantId, limit: query.limit ?? 100 });
+    });
   }
 
   @Get('billing/ledger')
   ledger(@Req() request: FastifyRequest) {
-    const query = request.query as Record<string, string>;
-    return this.call(request, (tenantId) => this.upstream.billing.listLedgerEntries({ tenantId, limit: Number(query.limit ?? 100) || 100, before: query.before ?? '' }));
+    return this.call(request, (tenantId) => {
+      const query = parseBody(billingLedgerQuery, request.query ?? {}, 'query');
+      return this.upstream.billing.listLedgerEntries({ tenantId, limit: query.limit ?? 100, before: query.before ?? '' });
+    });
   }
 
   @Get('billing/usage')
   usage(@Req() request: FastifyRequest) {
-    const query = request.query as Record<string, string>;
-    const groupBy = (query.group_by ?? 'day').split(',').filter(Boolean);
-    const from = date(query.from, 'from');
-    const to = date(query.to, 'to');
-    return this.call(request, (tenantId) => this.upstream.billing.getUsageSummary({ tenantId, groupBy, from, to }));
+    return this.call(request, (tenantId) => {
+      const query = parseBody(billingUsageQuery, request.query ?? {}, 'query');
+      return this.upstream.billing.getUsageSummary({ tenantId, groupBy: (query.group_by ?? 'day').split(','), from: date(query.from), to: date(query.to) });
+    });
   }
 
   @Get('billing/invoice-preview')
@@ -90,22 +95,20 @@ export class BillingController implements OnModuleInit, OnApplicationShutdown {
 
   @Post('billing/top-ups')
   topUp(@Req() request: FastifyRequest) {
-    const body = (request.body ?? {}) as { credits?: unknown; currency?: unknown; success_url?: unknown; cancel_url?: unknown };
-    if (typeof body.credits !== 'number' || !Number.isInteger(body.credits) || body.credits < 1) throw ApiError.badRequest('credits must be a positive integer', 'credits');
-    return this.call(request, (tenantId) =>
-      this.upstream.billing.createTopUpCheckout({
-        tenantId, creditsMicros: BigInt(body.credits as number) * 1_000_000n, currency: typeof body.currency === 'string' ? body.currency : '',
-        successUrl: typeof body.success_url === 'string' ? body.success_url : '', cancelUrl: typeof body.cancel_url === 'string' ? body.cancel_url : '',
-      }),
-    );
+    return this.call(request, (tenantId) => {
+      const body = parseBody(topUpRequest, request.body);
+      return this.upstream.billing.createTopUpCheckout({
+        tenantId, creditsMicros: BigInt(body.credits) * 1_000_000n, currency: body.currency ?? '', successUrl: body.success_url ?? '', cancelUrl: body.cancel_url ?? '',
+      });
+    });
   }
 
   @Get('admin/billing/cost-report')
   async costReport(@Req() request: FastifyRequest) {
     requireAdmin(request);
-    const query = request.query as Record<string, string>;
+    const query = parseBody(costReportQuery, request.query ?? {}, 'query');
     try {
-      return json(await this.upstream.billing.getCostReport({ from: date(query.from, 'from'), to: date(query.to, 'to'), limit: Number(query.limit ?? 100) || 100 }));
+      return json(await this.upstream.billing.getCostReport({ from: date(query.from), to: date(query.to), limit: query.limit ?? 100 }));
     } catch (error) {
       throw toPublicError(error);
     }
@@ -114,8 +117,7 @@ export class BillingController implements OnModuleInit, OnApplicationShutdown {
   @Post('admin/billing/kill-switch/lift')
   async lift(@Req() request: FastifyRequest) {
     requireAdmin(request);
-    const body = (request.body ?? {}) as Record<string, string>;
-    if (!body.tenant_id) throw ApiError.badRequest('tenant_id is required', 'tenant_id');
+    const body = parseBody(liftKillSwitchRequest, request.body);
     try {
       return json(await this.upstream.billing.liftKillSwitch({ tenantId: body.tenant_id, scope: body.scope ?? '', subject: body.subject ?? '', period: body.period ?? '' }));
     } catch (error) {

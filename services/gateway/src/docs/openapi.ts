@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { createKeyRequest, createTenantRequest, createUserRequest, updateLimitsRequest } from '../admin/admin.controller';
+import { billingHoldsQuery, billingLedgerQuery, billingUsageQuery, costReportQuery, liftKillSwitchRequest, topUpRequest } from '../billing/billing-schemas';
+import { STRIPE_WEBHOOK_PATH } from '../billing/stripe-webhook.route';
 import { chatCompletionRequest } from '../openai/chat-request';
 import { embeddingsRequest, jobRequest, renameConversationRequest, uiChatRequest, webhookRequest } from '../product/schemas';
 
@@ -12,6 +14,15 @@ const errorSchema = {
 const errors = Object.fromEntries(['400', '401', '403', '404', '409', '413', '415', '422', '429', '503'].map((code) => [code, { $ref: '#/components/responses/Error' }]));
 const json = (s: unknown) => ({ required: true, content: { 'application/json': { schema: s } } });
 const ok = (description: string, contentType = 'application/json') => ({ description, content: { [contentType]: { schema: { type: 'object' } } } });
+/** The query parameters of a strict zod object, each with the schema that validates it. */
+function queryParams(query: z.ZodObject): Array<Record<string, unknown>> {
+  return Object.entries(query.shape).map(([name, field]) => {
+    const { $schema: _, ...fieldSchema } = schema(field as z.ZodType) as Record<string, unknown>;
+    // A date-time is described by its format; zod's equivalent regular expression only slows generators down.
+    if (fieldSchema.format === 'date-time') delete fieldSchema.pattern;
+    return { name, in: 'query', required: !(field as z.ZodType).safeParse(undefined).success, schema: fieldSchema };
+  });
+}
 const idem = { $ref: '#/components/parameters/IdempotencyKey' };
 const idParam = (name: string, pattern?: string) => ({ name, in: 'path', required: true, schema: { type: 'string', maxLength: 64, ...(pattern ? { pattern } : {}) } });
 const UUID = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
@@ -51,6 +62,20 @@ export function buildOpenApi(): Record<string, unknown> {
       },
       '/api/webhooks/dead-letters': { get: op('Deliveries that failed every retry', {}, { 200: ok('dead letters') }) },
       '/api/webhooks/dead-letters/{id}/replay': { post: op('Deliver a dead letter again', { parameters: [idParam('id')] }, { 202: ok('queued') }) },
+      '/v1/billing/balance': { get: op('The caller\'s balance, open holds and credit expiring next (micro-credits)', {}, { 200: ok('balance') }) },
+      '/v1/billing/holds': { get: op('The caller\'s open holds', { parameters: queryParams(billingHoldsQuery) }, { 200: ok('holds') }) },
+      '/v1/billing/ledger': { get: op('The caller\'s ledger entries, newest first (page with before=<cursor>)', { parameters: queryParams(billingLedgerQuery) }, { 200: ok('ledger page') }) },
+      '/v1/billing/usage': { get: op('The caller\'s usage grouped by day, model, user and/or key', { parameters: queryParams(billingUsageQuery) }, { 200: ok('usage groups') }) },
+      '/v1/billing/invoice-preview': { get: op('Invoice preview of the current period', {}, { 200: ok('invoice preview') }) },
+      '/v1/billing/top-ups': { post: op('Start a Stripe Checkout session for a credit top-up', { parameters: [idem], requestBody: json(schema(topUpRequest)) }, { 200: ok('checkout session') }) },
+      '/v1/admin/billing/cost-report': { get: op('Operators: usage and balance per tenant', { parameters: queryParams(costReportQuery) }, { 200: ok('cost report') }, [{ admin: [] }]) },
+      '/v1/admin/billing/kill-switch/lift': { post: op('Operators: lift a tripped budget kill switch', { requestBody: json(schema(liftKillSwitchRequest)) }, { 200: ok('lifted') }, [{ admin: [] }]) },
+      [STRIPE_WEBHOOK_PATH]: {
+        post: op('Stripe webhook events (verified by the Stripe-Signature header over the raw body)', {
+          parameters: [{ name: 'Stripe-Signature', in: 'header', required: true, schema: { type: 'string', maxLength: 1024 } }],
+          requestBody: json({ type: 'object' }),
+        }, { 200: ok('handled') }, []),
+      },
       '/admin/tenants': { post: op('Create a tenant', { requestBody: json(schema(createTenantRequest)) }, { 200: ok('tenant') }, [{ admin: [] }]) },
       '/admin/tenants/{tenant}': { get: op('Read a tenant and its keys', { parameters: [idParam('tenant')] }, { 200: ok('tenant') }, [{ admin: [] }]) },
       '/admin/tenants/{tenant}/limits': { put: op('Set a tenant\'s tier and limit overrides', { parameters: [idParam('tenant')], requestBody: json(schema(updateLimitsRequest)) }, { 200: ok('tenant') }, [{ admin: [] }]) },
