@@ -132,7 +132,7 @@ describe('wrong types, unknown and missing fields', () => {
       // Limits and cursors of the billing views: out of range, fractional, repeated, not a number, not a cursor.
       '/v1/billing/ledger?limit=99999999999', '/v1/billing/ledger?limit=1.5', '/v1/billing/ledger?limit=-3', '/v1/billing/ledger?limit=a&limit=b',
       '/v1/billing/ledger?before=abc', '/v1/billing/ledger?before=1e400', '/v1/billing/ledger?bogus=1', '/v1/billing/holds?limit=99999999999',
-      '/v1/billing/usage?group_by=day,bogus', '/v1/billing/usage?group_by=']) {
+      '/v1/billing/usage?group_by=day,bogus', '/v1/billing/usage?group_by=', '/v1/billing/usage?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z']) {
       refused(await send(attacker.apiKey, 'GET', path), 400);
     }
     for (const id of ['not-a-uuid', '%00', '..%2F..%2Fetc', `${'a'.repeat(200)}`, "1'%20OR%20'1'%3D'1"]) {

@@ -3,6 +3,8 @@ import { z } from 'zod';
 /** Query strings carry text; a limit is a whole number in range, or the request is refused. */
 const limit = (max: number) => z.coerce.number().int().min(1).max(max).optional();
 const isoDate = z.iso.datetime({ offset: true }).optional();
+const ordered = (range: { from?: string; to?: string }) => !range.from || !range.to || Date.parse(range.from) <= Date.parse(range.to);
+const orderedRange = { message: 'from must not be after to', path: ['from'] };
 
 export const billingHoldsQuery = z.object({ limit: limit(500) }).strict();
 
@@ -17,9 +19,10 @@ export const billingUsageQuery = z
     from: isoDate,
     to: isoDate,
   })
-  .strict();
+  .strict()
+  .refine(ordered, orderedRange);
 
-export const costReportQuery = z.object({ from: isoDate, to: isoDate, limit: limit(1000) }).strict();
+export const costReportQuery = z.object({ from: isoDate, to: isoDate, limit: limit(1000) }).strict().refine(ordered, orderedRange);
 
 export const topUpRequest = z
   .object({
