@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { MODEL, waitFor } from './support/stack';
 import { useStack } from './support/suite';
+import { postAnsweredEarly } from './support/early-answer';
 
 const suite = useStack();
 
@@ -110,7 +111,8 @@ describe('bad input', () => {
       ['unknown key', () => rawPost(JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] }), { authorization: 'Bearer pk_AAAAAAAAAAAAAAAA_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB' }), 401],
       ['unknown model', () => rawPost(JSON.stringify({ model: 'gpt-nonexistent', messages: [{ role: 'user', content: 'hi' }] })), 404],
       ['empty messages', () => rawPost(JSON.stringify({ model: MODEL, messages: [] })), 400],
-      ['body over the size limit', () => rawPost(JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x'.repeat(2 * 1024 * 1024) }] })), 413],
+      ['body over the size limit', () => postAnsweredEarly(`${suite.stack.gatewayUrl}/v1/chat/completions`, { authorization: `Bearer ${suite.tenant.apiKey}`, 'content-type': 'application/json' },
+        JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x'.repeat(2 * 1024 * 1024) }] })), 413],
       ['wrong types', () => rawPost(JSON.stringify({ model: MODEL, messages: 'hello', max_tokens: 'ten' })), 400],
       ['unknown field', () => rawPost(JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], frobnicate: true })), 400],
       ['huge max_tokens', () => rawPost(JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 10_000_000 })), 400],

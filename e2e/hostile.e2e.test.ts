@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Credentials } from './support/stack';
 import { MODEL, waitFor } from './support/stack';
 import { useStack } from './support/suite';
+import { postAnsweredEarly } from './support/early-answer';
 
 /**
  * Hostile input against a running stack. Every answer must be a 4xx in the
@@ -71,7 +72,10 @@ describe('malformed bodies', () => {
     }
     refused(await send(attacker.apiKey, 'POST', path, { raw: '{}', headers: { 'content-type': 'text/plain' } }), 415);
     refused(await send(attacker.apiKey, 'POST', path, { raw: '', headers: { 'content-type': 'application/json' } }), 400);
-    refused(await send(attacker.apiKey, 'POST', path, { raw: JSON.stringify({ pad: 'x'.repeat(2 * 1024 * 1024) }) }), 413);
+    const oversized = await postAnsweredEarly(`${s.stack.gatewayUrl}${path}`, { authorization: `Bearer ${attacker.apiKey}`, 'content-type': 'application/json' }, JSON.stringify({ pad: 'x'.repeat(2 * 1024 * 1024) }));
+    const text = await oversized.text();
+    statuses.push({ what: `POST ${path}`, status: oversized.status });
+    refused({ status: oversized.status, headers: oversized.headers, body: (() => { try { return JSON.parse(text); } catch { return undefined; } })(), text }, 413);
   });
 
   it('refuses deeply nested JSON even when an Idempotency-Key must fingerprint it', async () => {
