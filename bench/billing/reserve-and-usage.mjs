@@ -16,7 +16,8 @@
 // 1/2.5/5/10 ms and the CPU per call. Each run uses a database of its own, dropped at
 // the end (--keep-database keeps it). Prints one JSON line.
 // Diagnostics: BILLING_NODE_FLAGS passes flags to billing's node (say --trace-gc);
-// BENCH_LOG_SLOW_MS logs the run database's statements slower than that to Postgres' log.
+// BENCH_LOG_SLOW_MS logs the run database's statements slower than that to Postgres' log;
+// BENCH_AUTO_EXPLAIN_MS logs their plans with timings (auto_explain, superuser only).
 import { randomUUID } from 'node:crypto';
 import { execFile, execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -84,6 +85,13 @@ const database = `bench_${run}`;
   const admin = createPool(process.env.DATABASE_URL, { applicationName: 'billing-bench-admin', max: 1 });
   await admin.query(`CREATE DATABASE ${database}`);
   if (process.env.BENCH_LOG_SLOW_MS) await admin.query(`ALTER DATABASE ${database} SET log_min_duration_statement = ${Number(process.env.BENCH_LOG_SLOW_MS)}`);
+  if (process.env.BENCH_AUTO_EXPLAIN_MS) {
+    // Plans (with timings, and the statements of triggers) of the run database's statements slower than that, to Postgres' log.
+    for (const setting of [`session_preload_libraries = 'auto_explain'`, `auto_explain.log_min_duration = ${Number(process.env.BENCH_AUTO_EXPLAIN_MS)}`,
+      `auto_explain.log_analyze = on`, `auto_explain.log_buffers = on`, `auto_explain.log_nested_statements = on`, `auto_explain.log_triggers = on`]) {
+      await admin.query(`ALTER DATABASE ${database} SET ${setting}`);
+    }
+  }
   await admin.end();
 }
 const sharedDatabaseUrl = process.env.DATABASE_URL;

@@ -48,7 +48,15 @@ export const billingConfigSchema = baseConfigSchema.extend({
    * Partitions settled at once, each chunk in its own transaction. Usage events are keyed by
    * tenant, so concurrent chunks lock disjoint accounts and Postgres works while this process decodes.
    */
-  USAGE_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(3),
+  USAGE_PARTITIONS_CONCURRENTLY: z.coerce.number().int().min(1).max(64).default(6),
+  /**
+   * Bytes one fetch from the broker may return, over all partitions. kafkajs fetches again only
+   * when every batch of the last fetch is settled, so a fetch must carry work for every
+   * concurrent partition: at its default (10 MiB) a backlog came one or two partitions at a time.
+   */
+  USAGE_FETCH_MAX_BYTES: z.coerce.number().int().min(1024 * 1024).max(512 * 1024 * 1024).default(64 * 1024 * 1024),
+  /** Bytes one fetch may return for one partition. */
+  USAGE_FETCH_PARTITION_MAX_BYTES: z.coerce.number().int().min(64 * 1024).max(128 * 1024 * 1024).default(8 * 1024 * 1024),
   /** Kill-switch broadcast to the gateways; unset = Reserve alone enforces it. */
   REDIS_URL: z.string().min(1).optional(),
   KILL_SWITCH_RECONCILE_MS: z.coerce.number().int().min(100).default(2_000),

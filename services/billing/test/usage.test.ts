@@ -53,6 +53,10 @@ async function usageRecord(eventId: string) {
 
 const recorded = (eventId: string) => waitFor(`usage record of ${eventId}`, () => usageRecord(eventId));
 
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+/** `batch:<settled at, RFC 3339 in ms>:<first event id>`. */
+const batchReference = (eventId: string) => expect.stringMatching(new RegExp(`^batch:\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z:${eventId}$`));
+
 describe('usage events', () => {
   it('a usage event settles its reservation at the price-table cost and writes a balanced ledger transaction', async () => {
     const tenantId = newTenant();
@@ -73,8 +77,13 @@ describe('usage events', () => {
       cost_micros: '205', reported_cost_micros: '999999', balance_change_micros: '-205', status: 'completed',
     });
     const usage = (await ledgerTransactions(billing.pool, tenantId)).filter((t) => t.kind === 'usage');
-    // One ledger transaction per tenant per consumer batch, named after its first event.
-    expect(usage).toEqual([expect.objectContaining({ reference: `batch:${event.eventId}`, entries: [-205n, 205n] })]);
+    // One ledger transaction per tenant per consumer batch, named after the time it was settled and its first event.
+    expect(usage).toEqual([expect.objectContaining({ reference: batchReference(event.eventId), entries: [-205n, 205n] })]);
+    // Time-ordered ids (uuid v7): the chunk's transactions, the sign-up grant's (the database's
+    // default) and the reservation's land on the right edge of their indexes.
+    for (const id of [usage[0]!.id, ...(await ledgerTransactions(billing.pool, tenantId)).map((t) => t.id), reservation.reservationId]) expect(id).toMatch(UUID_V7);
+    const ids = (await ledgerTransactions(billing.pool, tenantId)).map((t) => t.id);
+    expect(ids).toEqual([...ids].sort()); // made in this order: the grant first, then the usage
     expect(await balanceOf(billing.pool, tenantId)).toBe(GRANT_MICROS - 205n);
     expect(await heldOf(billing.pool, tenantId)).toBe(0n);
 
@@ -94,7 +103,8 @@ describe('usage events', () => {
     await recorded(sentinel.eventId);
 
     const charges = (await ledgerTransactions(billing.pool, tenantId)).filter((t) => t.kind === 'usage');
-    expect(charges.map((t) => t.reference).sort()).toEqual([`batch:${event.eventId}`, `batch:${sentinel.eventId}`].sort());
+    expect(charges.map((t) => t.reference)).toEqual(expect.arrayContaining([batchReference(event.eventId), batchReference(sentinel.eventId)]));
+    expect(charges).toHaveLength(2);
     expect(await balanceOf(billing.pool, tenantId)).toBe(GRANT_MICROS - 30n - 1n);
     const { rows } = await billing.pool.query(`SELECT count(*)::int AS n FROM billing.usage_records WHERE event_id = $1`, [event.eventId]);
     expect(rows).toEqual([{ n: 1 }]); // the unique event id in usage_records is what makes the copy a no-op

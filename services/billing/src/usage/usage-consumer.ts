@@ -56,7 +56,14 @@ export class UsageConsumer {
          processed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (consumer_group, event_id))`,
     );
     this.publisher = new EventPublisher(this.kafka);
-    const consumer = this.kafka.consumer({ groupId: this.config.KAFKA_CONSUMER_GROUP, sessionTimeout: this.config.KAFKA_SESSION_TIMEOUT_MS, heartbeatInterval: Math.min(3_000, Math.floor(this.config.KAFKA_SESSION_TIMEOUT_MS / 3)), maxWaitTimeInMs: 200, maxBytesPerPartition: 8 * 1024 * 1024 });
+    const consumer = this.kafka.consumer({
+      groupId: this.config.KAFKA_CONSUMER_GROUP,
+      sessionTimeout: this.config.KAFKA_SESSION_TIMEOUT_MS,
+      heartbeatInterval: Math.min(3_000, Math.floor(this.config.KAFKA_SESSION_TIMEOUT_MS / 3)),
+      maxWaitTimeInMs: 200,
+      maxBytesPerPartition: this.config.USAGE_FETCH_PARTITION_MAX_BYTES,
+      maxBytes: this.config.USAGE_FETCH_MAX_BYTES,
+    });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (event) => {
       if (!event.payload.restart) this.running = false;
