@@ -48,7 +48,16 @@ export const jobRequest = z
 export type JobRequest = z.infer<typeof jobRequest>;
 
 export const webhookRequest = z
-  .object({ url: z.url({ protocol: /^https?$/ }).max(2048), events: z.array(z.enum(['job.completed', 'job.failed'])).max(10).optional() })
+  .object({
+    url: z.url({ protocol: /^https?$/ }).max(2048),
+    // Omitted means every event; an empty list would read as "none" to some and "all" to others.
+    events: z
+      .array(z.enum(['job.completed', 'job.failed']))
+      .min(1, 'list at least one event, or omit events to receive all of them')
+      .max(10)
+      .refine((events) => new Set(events).size === events.length, 'each event may be listed once')
+      .optional(),
+  })
   .strict();
 
 export { parseBody } from '../edge/parse-body';
