@@ -13,8 +13,14 @@
 // Phase 2 calls Reserve over gRPC, open loop at --rps, tenants round-robin, from
 // each load generator of --clients in turn (ghz and a Node client by default), and
 // reports p50/p99/max of the latencies, billing's own share of calls answered within
-// 1/2.5/5/10 ms and the CPU per call. Each run uses a database of its own, dropped at
-// the end (--keep-database keeps it). Prints one JSON line.
+// 1/2.5/5/10 ms and the CPU per call. With --usage-during-reserve N, usage events keep arriving
+// at N/s through phase 2 (Reserve and the consumer share billing's event loop, as in
+// production); at the end they must all be settled and the ledger equal their sum. With
+// --reserve-apart, Reserve goes to a second billing process that does not consume usage.
+// BENCH_USAGE_TENANT_OFFSET shifts the tenants of that usage away from the ones Reserve calls
+// at the same moment (both walk the tenants in order at their rates).
+// Each run uses a database of its own, dropped at the end (--keep-database keeps it).
+// Prints one JSON line.
 // Diagnostics: BILLING_NODE_FLAGS passes flags to billing's node (say --trace-gc);
 // BENCH_LOG_SLOW_MS logs the run database's statements slower than that to Postgres' log;
 // BENCH_AUTO_EXPLAIN_MS logs their plans with timings (auto_explain, superuser only).
@@ -37,6 +43,7 @@ const { values: args } = parseArgs({
     tenants: { type: 'string', default: '1000' }, events: { type: 'string', default: '100000' }, 'existing-accounts': { type: 'boolean', default: false },
     rps: { type: 'string', default: '500' }, seconds: { type: 'string', default: '10' }, 'warmup-seconds': { type: 'string', default: '1' },
     clients: { type: 'string', default: 'ghz,node' }, 'keep-database': { type: 'boolean', default: false },
+    'usage-during-reserve': { type: 'string', default: '0' }, 'reserve-apart': { type: 'boolean', default: false },
   },
 });
 if (/:55432\//.test(process.env.DATABASE_URL ?? '')) throw new Error('refusing to run on the shared database (port 55432): use a separate infra instance');
@@ -102,27 +109,62 @@ const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(
 const kafka = createKafka(process.env.KAFKA_BROKERS.split(','), `billing-bench-${run}`, createLogger('bench', 'error'));
 await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
 
-/** Produces `count` usage events (event i for tenant i mod N) to `topicName`; returns their cost in µ. */
+/** `count` usage events (event i for tenant i mod N) from index `from`, with their cost in µ. */
+function usageBatch(from, count) {
+  const batch = [];
+  let micros = 0n;
+  for (let i = from; i < from + count; i++) {
+    const output = 1 + (i % 50);
+    micros += BigInt(Math.ceil((output * 400_000) / 1_000_000)) + BigInt(Math.ceil((10 * 100_000) / 1_000_000));
+    const now = new Date();
+    const event = create(events.UsageEventSchema, {
+      eventId: randomUUID(), tenantId: tenantOf(i), userId: 'u', apiKeyId: 'k', requestId: `r${i}`, model: MODEL, inputTokens: 10, outputTokens: output,
+      status: events.UsageStatus.COMPLETED, startedAt: timestampFromDate(now), finishedAt: timestampFromDate(now),
+    });
+    batch.push({ id: event.eventId, type: EventTypes.usageRecorded, source: 'billing-bench', key: event.tenantId, data: toJsonString(events.UsageEventSchema, event) });
+  }
+  return { batch, micros };
+}
+
+/** Produces `count` usage events to `topicName` from index `firstIndex`; returns their cost in µ. */
 async function produce(topicName, count, firstIndex) {
   const publisher = new EventPublisher(kafka);
   await publisher.connect();
   let micros = 0n;
   for (let from = firstIndex; from < firstIndex + count; from += 2_000) {
-    const batch = [];
-    for (let i = from; i < Math.min(firstIndex + count, from + 2_000); i++) {
-      const output = 1 + (i % 50);
-      micros += BigInt(Math.ceil((output * 400_000) / 1_000_000)) + BigInt(Math.ceil((10 * 100_000) / 1_000_000));
-      const now = new Date();
-      const event = create(events.UsageEventSchema, {
-        eventId: randomUUID(), tenantId: tenantOf(i), userId: 'u', apiKeyId: 'k', requestId: `r${i}`, model: MODEL, inputTokens: 10, outputTokens: output,
-        status: events.UsageStatus.COMPLETED, startedAt: timestampFromDate(now), finishedAt: timestampFromDate(now),
-      });
-      batch.push({ id: event.eventId, type: EventTypes.usageRecorded, source: 'billing-bench', key: event.tenantId, data: toJsonString(events.UsageEventSchema, event) });
-    }
-    await publisher.publish(topicName, batch);
+    const chunk = usageBatch(from, Math.min(2_000, firstIndex + count - from));
+    await publisher.publish(topicName, chunk.batch);
+    micros += chunk.micros;
   }
   await publisher.disconnect();
   return micros;
+}
+
+/**
+ * Produces usage events to `topicName` at `perSecond` (a batch every 100 ms, as a fleet of
+ * gateways would) until stopped, so that Reserve is measured while billing also settles usage.
+ */
+function steadyUsage(topicName, perSecond, firstIndex) {
+  const publisher = new EventPublisher(kafka);
+  let produced = 0;
+  let micros = 0n;
+  let stopped = false;
+  const running = (async () => {
+    await publisher.connect();
+    const start = performance.now();
+    while (!stopped) {
+      const due = Math.floor(((performance.now() - start) / 1000) * perSecond) - produced;
+      if (due > 0) {
+        const chunk = usageBatch(firstIndex + produced, due);
+        await publisher.publish(topicName, chunk.batch);
+        produced += due;
+        micros += chunk.micros;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await publisher.disconnect();
+  })();
+  return { stop: async () => ((stopped = true), await running, { events: produced, micros }) };
 }
 
 Object.assign(process.env, {
@@ -134,6 +176,10 @@ Object.assign(process.env, {
 const pool = createPool(process.env.DATABASE_URL, { applicationName: 'billing-bench', max: 2 });
 const admin = kafka.admin();
 await admin.connect();
+
+/** Offsets the group has committed on the topic, over all partitions: events settled so far. */
+const committedOffsets = async (topicName, groupName) =>
+  (await admin.fetchOffsets({ groupId: groupName, topics: [topicName] }))[0].partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
 
 /**
  * Starts billing (its own process, built dist, as in production: the benchmark's event
@@ -150,7 +196,7 @@ async function startAndDrain(topicName, groupName, count) {
     (chunk) => process.stderr.write(chunk),
   );
   await waitReady(`http://127.0.0.1:${httpPort}/readyz`, child, 120_000);
-  const committed = async () => (await admin.fetchOffsets({ groupId: groupName, topics: [topicName] }))[0].partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+  const committed = () => committedOffsets(topicName, groupName);
   const cpuBefore = { billing: processCpuSeconds(child.pid), postgres: postgresCpuSeconds() };
   const start = performance.now();
   let firstApplied;
@@ -196,14 +242,39 @@ if (args['existing-accounts']) {
 const produceStart = performance.now();
 expectedMicros += await produce(topic, EVENTS, firstTouch ? TENANTS : 0);
 const produceSeconds = (performance.now() - produceStart) / 1000;
-const { child: billingProcess, httpPort, grpcPort, stop: stopBilling, stats: usage } = await startAndDrain(topic, group, EVENTS);
-await admin.disconnect();
-const { rows: totals } = await pool.query(`SELECT count(*) AS n, coalesce(sum(cost_micros), 0)::text AS cost FROM billing.usage_records WHERE tenant_id LIKE $1`, [`bench-${run}-%`]);
-const { rows: ledger } = await pool.query(
-  `SELECT coalesce(-sum(e.amount_micros), 0)::text AS charged FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id JOIN billing.ledger_transactions t ON t.id = e.transaction_id
-    WHERE a.tenant_id LIKE $1 AND t.kind = 'usage'`,
-  [`bench-${run}-%`],
-);
+const { child: drainingProcess, httpPort: drainingHttpPort, grpcPort: drainingGrpcPort, stop: stopDraining, stats: usage } = await startAndDrain(topic, group, EVENTS);
+// --reserve-apart: Reserve is answered by a billing process of its own with the usage consumer
+// off (USAGE_CONSUMER_ENABLED=false), while the draining one keeps settling usage: the two roles
+// as separate deployments.
+const apart = args['reserve-apart'] ? await startReserveOnly() : undefined;
+const billingProcess = apart?.child ?? drainingProcess;
+const httpPort = apart?.httpPort ?? drainingHttpPort;
+const grpcPort = apart?.grpcPort ?? drainingGrpcPort;
+const stopBilling = async () => {
+  await apart?.stop();
+  await stopDraining();
+};
+async function startReserveOnly() {
+  const ports = { httpPort: await freePort(), grpcPort: await freePort() };
+  const child = spawnBilling(
+    { ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: String(ports.httpPort), GRPC_PORT: String(ports.grpcPort), USAGE_CONSUMER_ENABLED: 'false', KAFKA_CONSUMER_GROUP: `${group}-reserve` },
+    (chunk) => process.stderr.write(chunk),
+  );
+  await waitReady(`http://127.0.0.1:${ports.httpPort}/readyz`, child, 120_000);
+  return { child, ...ports, stop: () => (child.kill('SIGTERM'), new Promise((resolve) => child.once('exit', resolve))) };
+}
+/** Usage records and the ledger's usage charges of this run's tenants. */
+async function ledgerTotals() {
+  const { rows: records } = await pool.query(`SELECT count(*) AS n, coalesce(sum(cost_micros), 0)::text AS cost FROM billing.usage_records WHERE tenant_id LIKE $1`, [`bench-${run}-%`]);
+  const { rows: ledger } = await pool.query(
+    `SELECT coalesce(-sum(e.amount_micros), 0)::text AS charged FROM billing.ledger_entries e JOIN billing.accounts a ON a.id = e.account_id JOIN billing.ledger_transactions t ON t.id = e.transaction_id
+      WHERE a.tenant_id LIKE $1 AND t.kind = 'usage'`,
+    [`bench-${run}-%`],
+  );
+  return { records: Number(records[0].n), recordsMicros: records[0].cost, ledgerMicros: ledger[0].charged };
+}
+const afterDrain = await ledgerTotals();
+const expectedAfterDrain = expectedMicros.toString();
 
 // Phase 2: Reserve at a fixed rate, after a CHECKPOINT (when permitted) so that it does
 // not pay for flushing the backlog's dirty pages (the two targets are measured apart).
@@ -278,6 +349,8 @@ async function ghzPhase(count) {
   return { calls: report.count, errors: report.count - ok, achieved_rps: Math.round(report.rps), p50_ms: +at(50).toFixed(2), p99_ms: +at(99).toFixed(2), max_ms: +(report.slowest / 1e6).toFixed(2) };
 }
 
+const USAGE_DURING_RESERVE = Number(args['usage-during-reserve']);
+const steady = USAGE_DURING_RESERVE > 0 ? steadyUsage(topic, USAGE_DURING_RESERVE, (firstTouch ? TENANTS : 0) + EVENTS + Number(process.env.BENCH_USAGE_TENANT_OFFSET ?? 0)) : undefined;
 const reserve = [];
 for (const name of clients) {
   const phase = name === 'ghz' ? ghzPhase : nodeClientPhase;
@@ -295,6 +368,20 @@ for (const name of clients) {
     },
   });
 }
+// The usage produced during Reserve: every event settled, and the ledger still equal to the sum of all events.
+let usageDuringReserve;
+if (steady) {
+  const produced = await steady.stop();
+  expectedMicros += produced.micros;
+  const deadline = Date.now() + 120_000;
+  while ((await committedOffsets(topic, group)) < EVENTS + produced.events && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+  const after = await ledgerTotals();
+  usageDuringReserve = {
+    events_per_second: USAGE_DURING_RESERVE, events: produced.events, applied: (await committedOffsets(topic, group)) - EVENTS,
+    ledger_usage_micros: after.ledgerMicros, expected_micros: expectedMicros.toString(), ledger_matches: after.ledgerMicros === expectedMicros.toString(),
+  };
+}
+await admin.disconnect();
 await stopBilling();
 await pool.end();
 if (!args['keep-database']) {
@@ -313,15 +400,16 @@ const result = {
   usage_drain_seconds: usage.drain_seconds,
   usage_events_per_second_sustained: usage.events_per_second_sustained,
   usage_cpu_us_per_event: usage.cpu_us_per_event,
-  usage_records: Number(totals[0].n),
-  usage_cost_micros: totals[0].cost,
-  ledger_usage_micros: ledger[0].charged,
-  expected_micros: expectedMicros.toString(),
+  usage_records: afterDrain.records,
+  usage_cost_micros: afterDrain.recordsMicros,
+  ledger_usage_micros: afterDrain.ledgerMicros,
+  expected_micros: expectedAfterDrain,
   checkpoint_before_reserve: checkpoint,
   reserve_target_rps: RPS,
   reserve_calls: total,
   reserve_warmup_calls: warmup,
   reserve,
+  usage_during_reserve: usageDuringReserve,
 };
 console.log(JSON.stringify(result));
 process.exit(0);

@@ -42,6 +42,12 @@ export const billingConfigSchema = baseConfigSchema.extend({
   /** Replaces the built-in price table (@ai-platform/pricing DEFAULT_PRICES) when set. */
   MODEL_PRICES_JSON: priceList().optional(),
   EXPIRY_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /**
+   * Whether this process consumes the usage topic. A deployment can run the consumer apart
+   * (its own replicas, `true`) from the replicas that answer Reserve on every request
+   * (`false`), so settling a backlog never waits Reserve calls on the same event loop.
+   */
+  USAGE_CONSUMER_ENABLED: z.enum(['true', 'false', '1', '0']).default('true').transform((value) => value === 'true' || value === '1'),
   /** Usage events settled per Postgres transaction (the consumer's eachBatch chunk). */
   USAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(20_000).default(2_000),
   /**
@@ -55,6 +61,14 @@ export const billingConfigSchema = baseConfigSchema.extend({
    * concurrent partition: at its default (10 MiB) a backlog came one or two partitions at a time.
    */
   USAGE_FETCH_MAX_BYTES: z.coerce.number().int().min(1024 * 1024).max(512 * 1024 * 1024).default(64 * 1024 * 1024),
+  /**
+   * A fetch waits until this many bytes are there, or USAGE_FETCH_MAX_WAIT_MS has passed. Under
+   * a steady flow, a fetch that returns at once carries a few events per partition, and each
+   * chunk pays a whole transaction (~8 statements and a commit) for them.
+   */
+  USAGE_FETCH_MIN_BYTES: z.coerce.number().int().min(1).max(64 * 1024 * 1024).default(1),
+  /** The longest a fetch waits for USAGE_FETCH_MIN_BYTES: what usage settlement may lag by, at most, for batching. */
+  USAGE_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(200),
   /** Bytes one fetch may return for one partition. */
   USAGE_FETCH_PARTITION_MAX_BYTES: z.coerce.number().int().min(64 * 1024).max(128 * 1024 * 1024).default(8 * 1024 * 1024),
   /** Kill-switch broadcast to the gateways; unset = Reserve alone enforces it. */

@@ -52,14 +52,17 @@ export class BillingLifecycle implements OnModuleInit, OnApplicationBootstrap, O
     this.health.register('postgres', async () => {
       await this.pool.query('SELECT 1');
     });
-    this.health.register('usage-consumer', async () => {
-      if (!this.consumer.isRunning) throw new Error('usage consumer is not running');
-    });
+    if (this.config.USAGE_CONSUMER_ENABLED) {
+      this.health.register('usage-consumer', async () => {
+        if (!this.consumer.isRunning) throw new Error('usage consumer is not running');
+      });
+    }
   }
 
   async onApplicationBootstrap(): Promise<void> {
     await ensureTopics(this.kafka, [{ topic: this.config.USAGE_TOPIC }, { topic: this.config.USAGE_DLQ_TOPIC }, { topic: Topics.billingAlerts }]);
-    await this.consumer.start();
+    if (this.config.USAGE_CONSUMER_ENABLED) await this.consumer.start();
+    else this.logger.info('usage consumer disabled (USAGE_CONSUMER_ENABLED=false): another deployment settles usage');
     this.sweeper.start();
     this.prices.startRefresh(this.config.PRICE_RELOAD_MS);
     this.outbox.start();

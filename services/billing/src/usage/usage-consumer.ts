@@ -60,7 +60,8 @@ export class UsageConsumer {
       groupId: this.config.KAFKA_CONSUMER_GROUP,
       sessionTimeout: this.config.KAFKA_SESSION_TIMEOUT_MS,
       heartbeatInterval: Math.min(3_000, Math.floor(this.config.KAFKA_SESSION_TIMEOUT_MS / 3)),
-      maxWaitTimeInMs: 200,
+      minBytes: this.config.USAGE_FETCH_MIN_BYTES,
+      maxWaitTimeInMs: this.config.USAGE_FETCH_MAX_WAIT_MS,
       maxBytesPerPartition: this.config.USAGE_FETCH_PARTITION_MAX_BYTES,
       maxBytes: this.config.USAGE_FETCH_MAX_BYTES,
     });
