@@ -27,7 +27,9 @@ export const billingConfigSchema = baseConfigSchema.extend({
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8083),
   GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(50053),
   DATABASE_URL: z.string().min(1),
-  DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(200).default(10),
+  // Up to USAGE_PARTITIONS_CONCURRENTLY (6) usage transactions and the background workers hold
+  // connections at once during a backlog; Reserve must still find one free.
+  DATABASE_POOL_MAX: z.coerce.number().int().min(2).max(200).default(20),
   KAFKA_BROKERS: csv().refine((brokers) => brokers.length > 0, 'must list at least one host:port'),
   KAFKA_CONSUMER_GROUP: z.string().min(1).max(200).default('billing-usage'),
   /** How long the broker waits for a silent consumer (e.g. a killed replica) before handing its partitions to another. */
