@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { baseConfigSchema, ConfigError, csv, grpcAddress, parseConfig, z } from '../src';
+import { baseConfigSchema, ConfigError, csv, flag, grpcAddress, parseConfig, z } from '../src';
 
 const schema = baseConfigSchema.extend({ DATABASE_URL: z.string().startsWith('postgres'), PEERS: csv(), UPSTREAM: grpcAddress() });
 
@@ -21,5 +21,12 @@ describe('parseConfig', () => {
     expect(message).toContain('HTTP_PORT');
     expect(message).toContain('DATABASE_URL');
     expect(message).toMatch(/UPSTREAM: is required but not set/);
+  });
+
+  it('reads on/off flags as true, false, 1 or 0, with their default when unset, and refuses anything else', () => {
+    const flags = z.object({ ON: flag(true), OFF: flag(false), SET: flag(false) });
+    expect(parseConfig(flags, { SET: '1' })).toEqual({ ON: true, OFF: false, SET: true });
+    expect(parseConfig(flags, { ON: 'false', OFF: '0', SET: 'true' })).toEqual({ ON: false, OFF: false, SET: true });
+    expect(() => parseConfig(flags, { ON: 'yes' })).toThrow(/ON/);
   });
 });

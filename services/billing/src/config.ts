@@ -1,5 +1,5 @@
 import { Topics } from '@ai-platform/contracts';
-import { baseConfigSchema, csv, z } from '@ai-platform/platform';
+import { baseConfigSchema, csv, flag, z } from '@ai-platform/platform';
 
 const price = z.object({
   model: z.string().min(1).max(256),
@@ -49,7 +49,7 @@ export const billingConfigSchema = baseConfigSchema.extend({
    * (its own replicas, `true`) from the replicas that answer Reserve on every request
    * (`false`), so settling a backlog never waits Reserve calls on the same event loop.
    */
-  USAGE_CONSUMER_ENABLED: z.enum(['true', 'false', '1', '0']).default('true').transform((value) => value === 'true' || value === '1'),
+  USAGE_CONSUMER_ENABLED: flag(true),
   /** Usage events settled per Postgres transaction (the consumer's eachBatch chunk). */
   USAGE_BATCH_SIZE: z.coerce.number().int().min(1).max(20_000).default(2_000),
   /**

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { baseConfigSchema, z } from '@ai-platform/platform';
+import { baseConfigSchema, flag, z } from '@ai-platform/platform';
 import { defaultThreads } from './cpu';
 
 /** Environment of the cpu-engine; see README.md for what each variable does. */
@@ -27,10 +27,7 @@ export const configSchema = baseConfigSchema.extend({
   /** Requests allowed to wait for a sequence; beyond it the engine answers 503. */
   MAX_WAITING_REQUESTS: z.coerce.number().int().min(0).default(1024),
   /** Reuse the KV state of a previous request's common prompt prefix (vLLM's automatic prefix caching). */
-  ENABLE_PREFIX_CACHING: z
-    .enum(['true', 'false', '1', '0'])
-    .default('true')
-    .transform((value) => value === 'true' || value === '1'),
+  ENABLE_PREFIX_CACHING: flag(true),
 });
 
 export type EngineConfig = z.infer<typeof configSchema>;

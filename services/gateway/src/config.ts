@@ -1,7 +1,5 @@
-import { baseConfigSchema, csv, grpcAddress, z } from '@ai-platform/platform';
+import { baseConfigSchema, csv, flag, grpcAddress, z } from '@ai-platform/platform';
 import { tiersSchema, DEFAULT_TIERS } from './limits/limit-config';
-
-const bool = () => z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 
 export const configSchema = baseConfigSchema.extend({
   // The public port: GATEWAY_PORT, else HTTP_PORT, else 8080.
@@ -56,7 +54,7 @@ export const configSchema = baseConfigSchema.extend({
   WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   /** Hosts (names or IPs) that webhooks may reach although they resolve to private or loopback addresses. */
   WEBHOOK_ALLOWED_PRIVATE_HOSTS: csv().default([]),
-  WEBHOOK_ALLOW_HTTP: bool().default(false),
+  WEBHOOK_ALLOW_HTTP: flag(false),
 }).refine((config) => [config.JWT_JWKS_URL, config.JWT_ISSUER, config.JWT_AUDIENCE].filter(Boolean).length % 3 === 0, {
   message: 'JWT_JWKS_URL, JWT_ISSUER and JWT_AUDIENCE go together', path: ['JWT_JWKS_URL'],
 });

@@ -1,4 +1,4 @@
-import { baseConfigSchema, csv, z } from '@ai-platform/platform';
+import { baseConfigSchema, csv, flag, z } from '@ai-platform/platform';
 
 const engineUrl = z.url({ protocol: /^https?$/ }).transform((value) => value.replace(/\/+$/, ''));
 
@@ -34,7 +34,7 @@ export const configSchema = baseConfigSchema.extend({
    * every chunk, a vLLM extension) so aborted calls are metered exactly; turn
    * off for engines that reject unknown stream options.
    */
-  ENGINE_CONTINUOUS_USAGE: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
+  ENGINE_CONTINUOUS_USAGE: flag(true),
 
   /** Routing strategy: prefix-load (default), least-load, round-robin, session-affinity, random. */
   ROUTING_STRATEGY: z.enum(['prefix-load', 'least-load', 'round-robin', 'session-affinity', 'random']).default('prefix-load'),
@@ -78,9 +78,9 @@ export const configSchema = baseConfigSchema.extend({
    * of the engines' slots (slots ÷ active tenants) while other tenants wait;
    * work-conserving: with nobody else waiting a tenant may use more.
    */
-  TENANT_FAIR_SHARE: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
+  TENANT_FAIR_SHARE: flag(true),
   /** Refuse batch requests (503) while interactive requests wait for engines. */
-  SHED_BATCH_WHEN_SATURATED: z.enum(['true', 'false']).default('true').transform((value) => value === 'true'),
+  SHED_BATCH_WHEN_SATURATED: flag(true),
 
   /** Consecutive failed or timed-out attempts that open an engine's circuit breaker. */
   BREAKER_FAILURE_THRESHOLD: z.coerce.number().int().min(1).max(1_000).default(5),

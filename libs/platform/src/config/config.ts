@@ -40,6 +40,13 @@ export const csv = () =>
     .string()
     .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
 
+/** An on/off setting: `true`, `false`, `1` or `0`; `defaultValue` when unset. */
+export const flag = (defaultValue: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .transform((value) => value === 'true' || value === '1')
+    .default(defaultValue);
+
 /** `host:port` address of a gRPC peer. */
 export const grpcAddress = () => z.string().regex(/^[\w.-]+:\d{1,5}$/, 'must be host:port');
 
