@@ -164,7 +164,12 @@ function steadyUsage(topicName, perSecond, firstIndex) {
     }
     await publisher.disconnect();
   })();
-  return { stop: async () => ((stopped = true), await running, { events: produced, micros }) };
+  const stop = async () => {
+    stopped = true;
+    await running;
+    return { events: produced, micros };
+  };
+  return { stop };
 }
 
 Object.assign(process.env, {
