@@ -58,6 +58,25 @@ describe('migrate', () => {
   });
 });
 
+describe('ensureTopics', () => {
+  it('returns only when every partition has a leader, also when several callers create the same topic at once', async () => {
+    const fresh = `platform.test.${randomUUID().slice(0, 8)}.ensure.v1`;
+    await Promise.all([ensureTopics(kafka(), [{ topic: fresh, numPartitions: 4 }]), ensureTopics(kafka(), [{ topic: fresh, numPartitions: 4 }])]);
+    const admin = kafka().admin();
+    await admin.connect();
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [fresh] });
+      expect(topics[0]!.partitions).toHaveLength(4);
+      expect(topics[0]!.partitions.every((partition) => partition.leader >= 0)).toBe(true);
+      await ensureTopics(kafka(), [{ topic: fresh, numPartitions: 4 }]); // existing: left as it is
+      expect((await admin.fetchTopicMetadata({ topics: [fresh] })).topics[0]!.partitions).toHaveLength(4);
+      await admin.deleteTopics({ topics: [fresh] });
+    } finally {
+      await admin.disconnect();
+    }
+  });
+});
+
 describe('withTenantTransaction', () => {
   it('scopes row-level security to the tenant for a role that does not bypass it', async () => {
     const role = `rls_${randomUUID().slice(0, 8)}`;
