@@ -17,6 +17,7 @@
 // at N/s through phase 2 (Reserve and the consumer share billing's event loop, as in
 // production); at the end they must all be settled and the ledger equal their sum. With
 // --reserve-apart, Reserve goes to a second billing process that does not consume usage.
+// BENCH_USAGE_TICK_MS (default 100) is how often that usage is sent: 100 ms = batches of N/10.
 // BENCH_USAGE_TENANT_OFFSET shifts the tenants of that usage away from the ones Reserve calls
 // at the same moment (both walk the tenants in order at their rates).
 // Each run uses a database of its own, dropped at the end (--keep-database keeps it).
@@ -144,6 +145,8 @@ async function produce(topicName, count, firstIndex) {
  * Produces usage events to `topicName` at `perSecond` (a batch every 100 ms, as a fleet of
  * gateways would) until stopped, so that Reserve is measured while billing also settles usage.
  */
+/** How often the steady producer sends what is due (BENCH_USAGE_TICK_MS): the burstiness of the usage arriving. */
+const USAGE_TICK_MS = Number(process.env.BENCH_USAGE_TICK_MS ?? 100);
 function steadyUsage(topicName, perSecond, firstIndex) {
   const publisher = new EventPublisher(kafka);
   let produced = 0;
@@ -160,7 +163,7 @@ function steadyUsage(topicName, perSecond, firstIndex) {
         produced += due;
         micros += chunk.micros;
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, USAGE_TICK_MS));
     }
     await publisher.disconnect();
   })();
