@@ -32,12 +32,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
-import { create, toJsonString } from '@bufbuild/protobuf';
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { billing, EventTypes, events } from '@ai-platform/contracts';
-import { createGrpcClient, createKafka, createLogger, createPool, ensureTopics, EventPublisher } from '@ai-platform/platform';
+import { billing } from '@ai-platform/contracts';
+import { createGrpcClient, createKafka, createLogger, createPool, ensureTopics } from '@ai-platform/platform';
 import { freePort } from '../../infra/local/stack.mjs';
 import { spawnBilling, waitReady } from './crash-lib.mjs';
+import { usageProducers } from './usage-producer-lib.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -110,70 +109,7 @@ const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(
 const kafka = createKafka(process.env.KAFKA_BROKERS.split(','), `billing-bench-${run}`, createLogger('bench', 'error'));
 await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
 
-/** `count` usage events (event i for tenant i mod N) from index `from`, with their cost in µ. */
-function usageBatch(from, count) {
-  const batch = [];
-  let micros = 0n;
-  for (let i = from; i < from + count; i++) {
-    const output = 1 + (i % 50);
-    micros += BigInt(Math.ceil((output * 400_000) / 1_000_000)) + BigInt(Math.ceil((10 * 100_000) / 1_000_000));
-    const now = new Date();
-    const event = create(events.UsageEventSchema, {
-      eventId: randomUUID(), tenantId: tenantOf(i), userId: 'u', apiKeyId: 'k', requestId: `r${i}`, model: MODEL, inputTokens: 10, outputTokens: output,
-      status: events.UsageStatus.COMPLETED, startedAt: timestampFromDate(now), finishedAt: timestampFromDate(now),
-    });
-    batch.push({ id: event.eventId, type: EventTypes.usageRecorded, source: 'billing-bench', key: event.tenantId, data: toJsonString(events.UsageEventSchema, event) });
-  }
-  return { batch, micros };
-}
-
-/** Produces `count` usage events to `topicName` from index `firstIndex`; returns their cost in µ. */
-async function produce(topicName, count, firstIndex) {
-  const publisher = new EventPublisher(kafka);
-  await publisher.connect();
-  let micros = 0n;
-  for (let from = firstIndex; from < firstIndex + count; from += 2_000) {
-    const chunk = usageBatch(from, Math.min(2_000, firstIndex + count - from));
-    await publisher.publish(topicName, chunk.batch);
-    micros += chunk.micros;
-  }
-  await publisher.disconnect();
-  return micros;
-}
-
-/**
- * Produces usage events to `topicName` at `perSecond` (a batch every 100 ms, as a fleet of
- * gateways would) until stopped, so that Reserve is measured while billing also settles usage.
- */
-/** How often the steady producer sends what is due (BENCH_USAGE_TICK_MS): the burstiness of the usage arriving. */
-const USAGE_TICK_MS = Number(process.env.BENCH_USAGE_TICK_MS ?? 100);
-function steadyUsage(topicName, perSecond, firstIndex) {
-  const publisher = new EventPublisher(kafka);
-  let produced = 0;
-  let micros = 0n;
-  let stopped = false;
-  const running = (async () => {
-    await publisher.connect();
-    const start = performance.now();
-    while (!stopped) {
-      const due = Math.floor(((performance.now() - start) / 1000) * perSecond) - produced;
-      if (due > 0) {
-        const chunk = usageBatch(firstIndex + produced, due);
-        await publisher.publish(topicName, chunk.batch);
-        produced += due;
-        micros += chunk.micros;
-      }
-      await new Promise((resolve) => setTimeout(resolve, USAGE_TICK_MS));
-    }
-    await publisher.disconnect();
-  })();
-  const stop = async () => {
-    stopped = true;
-    await running;
-    return { events: produced, micros };
-  };
-  return { stop };
-}
+const { produce, steadyUsage } = usageProducers({ kafka, tenantOf, model: MODEL, tickMs: Number(process.env.BENCH_USAGE_TICK_MS ?? 100) });
 
 Object.assign(process.env, {
   NODE_ENV: 'production', LOG_LEVEL: 'warn', HTTP_PORT: '0', GRPC_PORT: '0', DATABASE_POOL_MAX: '20',
