@@ -120,16 +120,6 @@ Object.assign(process.env, {
 const pool = createPool(process.env.DATABASE_URL, { applicationName: 'billing-bench', max: 2 });
 const admin = kafka.admin();
 await admin.connect();
-/** Waits until every partition of a new topic has a leader: a publish right after creation can fail with UNKNOWN_TOPIC_OR_PARTITION. */
-async function topicReady(topicName) {
-  for (let attempt = 0; ; attempt++) {
-    const offsets = await admin.fetchTopicOffsets(topicName).catch(() => undefined);
-    if (offsets?.length) return;
-    if (attempt === 100) throw new Error(`topic ${topicName} has no leader after 20 s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-await topicReady(topic);
 
 /** Offsets the group has committed on the topic, over all partitions: events settled so far. */
 const committedOffsets = async (topicName, groupName) =>
@@ -186,7 +176,6 @@ let expectedMicros = 0n;
 let firstTouch;
 if (args['existing-accounts']) {
   await ensureTopics(kafka, [{ topic: `${topic}.first` }]);
-  await topicReady(`${topic}.first`);
   expectedMicros += await produce(`${topic}.first`, TENANTS, 0);
   const priming = await startAndDrain(`${topic}.first`, `${group}-first`, TENANTS);
   await priming.stop();
