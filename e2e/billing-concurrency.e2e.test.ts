@@ -28,6 +28,7 @@ describe('billing under concurrent requests through the gateway', () => {
       expect(BigInt(result.final_balance_micros)).toBeGreaterThanOrEqual(0n);
       expect(BigInt(result.charged_micros)).toBeLessThanOrEqual(BigInt(result.credit_micros));
       expect(BigInt(result.budget_spend_micros)).toBeLessThanOrEqual(BigInt(result.budget_limit_micros));
+      expect(result.held_on_account_row_micros).toBe('0'); // every hold closed, and the row's count agrees
       expect(result.overspend_micros).toBe('0');
       expect(result.zero_overspend).toBe(true);
     } finally {

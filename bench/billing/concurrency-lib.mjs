@@ -81,6 +81,8 @@ export async function runConcurrency({ gateways, apiKey, tenantId, rpc, pool, mo
   const spent = startBalance - finalBalance;
   const { rows: spend } = await pool.query(`SELECT coalesce(sum(spent_micros), 0)::text AS spent FROM billing.budget_periods WHERE tenant_id = $1`, [tenantId]);
   const minCost = BigInt(usage[0].min_cost);
+  // The open holds the account row carries (migration 010): zero once every hold is closed.
+  const { rows: account } = await pool.query(`SELECT held_micros::text AS held FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant'`, [tenantId]);
   return {
     gateways: gateways.length,
     requests,
@@ -101,6 +103,7 @@ export async function runConcurrency({ gateways, apiKey, tenantId, rpc, pool, mo
     final_balance_micros: String(finalBalance),
     budget_limit_micros: String(budget),
     budget_spend_micros: spend[0].spent,
+    held_on_account_row_micros: account[0]?.held ?? null,
     overspend_micros: String(spent > credit ? spent - credit : 0n),
     zero_overspend: finalBalance >= 0n && spent <= credit && BigInt(spend[0].spent) <= budget,
   };

@@ -302,6 +302,54 @@ describe('derived balances', () => {
     const after = await billing.pool.query(`SELECT balance_micros::text AS kept FROM billing.accounts WHERE tenant_id = $1`, [tenantId]);
     expect(after.rows[0].kept).toBe(rows[0].kept);
   });
+
+  it('keeps held_micros on the account row equal to the open holds through reserve, release, settlement and expiry, and refuses writes that bypass reservations', async () => {
+    const tenantId = newTenant();
+    const holds = [];
+    for (let i = 0; i < 5; i++) holds.push(await billing.client.reserve({ tenantId, model: MODEL, inputTokens: 1_000, maxOutputTokens: 1_000 })); // 500 each
+    expect(await heldOf(billing.pool, tenantId)).toBe(2_500n);
+    // An answer that counts the hold of this very call: available = balance − open holds.
+    expect(holds[4]!.availableMicros).toBe(GRANT_MICROS - 2_500n);
+
+    await billing.client.release({ reservationId: holds[0]!.reservationId, reason: 'client went away' });
+    await billing.client.release({ reservationId: holds[0]!.reservationId, reason: 'again' }); // idempotent: no second change
+    expect(await heldOf(billing.pool, tenantId)).toBe(2_000n);
+
+    // Two settled in one consumer batch, one alone; an event for an already settled reservation changes no hold.
+    const settle = [holds[1]!, holds[2]!].map((hold) => usageEvent({ tenantId, reservationId: hold.reservationId, inputTokens: 1_000, outputTokens: 10 }));
+    for (const event of settle) await publishUsage(billing.publisher, event);
+    const again = usageEvent({ tenantId, reservationId: holds[1]!.reservationId, inputTokens: 10, outputTokens: 0 });
+    await publishUsage(billing.publisher, again);
+    for (const event of [...settle, again]) await recorded(event.eventId);
+    expect(await heldOf(billing.pool, tenantId)).toBe(1_000n);
+
+    await billing.pool.query(`UPDATE billing.reservations SET expires_at = now() - interval '1 second' WHERE id = $1`, [holds[3]!.reservationId]);
+    await billing.running.app.get(ExpirySweeper).sweepOnce();
+    expect(await reservationRow(billing.pool, holds[3]!.reservationId)).toMatchObject({ status: 'expired' });
+    expect(await heldOf(billing.pool, tenantId)).toBe(500n);
+
+    // The open holds count against the balance: only what is left fits.
+    const { rows: position } = await billing.pool.query(`SELECT balance_micros::text AS balance FROM billing.accounts WHERE tenant_id = $1`, [tenantId]);
+    const available = BigInt(position[0].balance) - 500n;
+    const refused = await billing.client.reserve({ tenantId, model: MODEL, inputTokens: 0, maxOutputTokens: Number((available * 10n) / 4n) + 10 }).then(() => 'held', (error: Error) => error.message);
+    expect(refused).toMatch(/insufficient credit/);
+    const fits = await billing.client.reserve({ tenantId, model: MODEL, inputTokens: 0, maxOutputTokens: Number((available * 10n) / 4n) - 10 });
+    expect(fits.availableMicros).toBeGreaterThanOrEqual(0n);
+    expect(await heldOf(billing.pool, tenantId)).toBe(500n + fits.amountMicros);
+
+    // Written only by the database: not by a client statement, not at insert, never negative, never without an account.
+    const before = await heldOf(billing.pool, tenantId);
+    await expect(billing.pool.query(`UPDATE billing.accounts SET held_micros = 0 WHERE tenant_id = $1`, [tenantId])).rejects.toThrow(/derived from reservations/);
+    await expect(billing.pool.query(`INSERT INTO billing.accounts (kind, tenant_id, held_micros) VALUES ('tenant', $1, 5)`, [newTenant()])).rejects.toThrow(/derived from reservations/);
+    await expect(
+      billing.pool.query(
+        `INSERT INTO billing.reservations (tenant_id, model, input_tokens, max_output_tokens, input_price_micros, cached_input_price_micros, output_price_micros, amount_micros, expires_at)
+         VALUES ($1, $2, 1, 1, 0, 0, 0, 7, now() + interval '1 minute')`,
+        [newTenant(), MODEL],
+      ),
+    ).rejects.toThrow(/needs its tenant's account/);
+    expect(await heldOf(billing.pool, tenantId)).toBe(before);
+  });
 });
 
 describe('operations', () => {

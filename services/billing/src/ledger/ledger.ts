@@ -138,14 +138,14 @@ export class Ledger {
   }
 
   /**
-   * Balance and open holds, read in one statement (one snapshot). The balance is
-   * the account row's balance_micros, which the database keeps equal to the sum
-   * of its entries (migration 005), so this does not grow with the history.
+   * Balance and open holds, read from the account row: the database keeps
+   * balance_micros equal to the sum of its entries (migration 005) and
+   * held_micros equal to the sum of its held reservations (migration 010), so
+   * this grows neither with the history nor with the requests in flight.
    */
   async position(client: PoolClient, tenantId: string, accountId: string): Promise<TenantPosition> {
     const { rows } = await client.query<{ balance: string; held: string }>(
-      `SELECT (SELECT balance_micros FROM billing.accounts WHERE id = $1) AS balance,
-              (SELECT coalesce(sum(amount_micros), 0) FROM billing.reservations WHERE tenant_id = $2 AND status = 'held') AS held`,
+      `SELECT balance_micros AS balance, held_micros AS held FROM billing.accounts WHERE id = $1 AND tenant_id = $2`,
       [accountId, tenantId],
     );
     return { balanceMicros: toBigInt(rows[0]?.balance), heldMicros: toBigInt(rows[0]?.held) };

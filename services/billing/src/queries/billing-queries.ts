@@ -25,7 +25,7 @@ export class BillingQueries {
     return withTenantTransaction(this.pool, tenantId, async (client) => {
       const { rows } = await client.query(
         `SELECT (SELECT balance_micros FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant') AS balance,
-                (SELECT coalesce(sum(amount_micros), 0) FROM billing.reservations WHERE tenant_id = $1 AND status = 'held') AS held,
+                (SELECT held_micros FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant') AS held,
                 (SELECT currency FROM billing.accounts WHERE tenant_id = $1) AS currency,
                 (SELECT coalesce(sum(amount_micros), 0) FROM billing.credit_lots WHERE tenant_id = $1 AND expired_at IS NULL) AS expiring,
                 (SELECT min(expires_at) FROM billing.credit_lots WHERE tenant_id = $1 AND expired_at IS NULL) AS next_expiry`,
@@ -45,7 +45,7 @@ export class BillingQueries {
            FROM billing.reservations WHERE tenant_id = $1 AND status = 'held' ORDER BY created_at DESC LIMIT $2`,
         [tenantId, limit],
       );
-      const total = await client.query(`SELECT coalesce(sum(amount_micros), 0) AS t FROM billing.reservations WHERE tenant_id = $1 AND status = 'held'`, [tenantId]);
+      const total = await client.query(`SELECT held_micros AS t FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant'`, [tenantId]);
       return { holds: rows, totalMicros: toBigInt(total.rows[0]?.t) };
     });
   }

@@ -140,6 +140,10 @@ export class ReservationService {
     // A caller acting for another tenant learns nothing about the reservation.
     if (!tenantId || (callerTenantId && callerTenantId !== tenantId)) throw new ReservationNotFoundError(reservationId);
     return withTenantTransaction(this.pool, tenantId, async (client) => {
+      // The account row first, as every writer of reservations locks them: closing the
+      // hold updates the row's held_micros (migration 010), and the same order everywhere
+      // means no deadlock with a usage batch that settles this reservation.
+      await this.ledger.lockTenant(client, tenantId);
       const current = await client.query<{ status: ReservationStatus }>(
         `SELECT status FROM billing.reservations WHERE id = $1 AND tenant_id = $2 FOR UPDATE`,
         [reservationId, tenantId],

@@ -118,9 +118,20 @@ export async function balanceOf(pool: Pool, tenantId: string): Promise<bigint> {
   return BigInt(rows[0].balance);
 }
 
+/**
+ * The sum of the tenant's open holds, counted from its reservations; throws when the
+ * account row's held_micros (kept by the database, migration 010) says otherwise.
+ */
 export async function heldOf(pool: Pool, tenantId: string): Promise<bigint> {
-  const { rows } = await pool.query(`SELECT coalesce(sum(amount_micros), 0) AS held FROM billing.reservations WHERE tenant_id = $1 AND status = 'held'`, [tenantId]);
-  return BigInt(rows[0].held);
+  const { rows } = await pool.query(
+    `SELECT (SELECT coalesce(sum(amount_micros), 0) FROM billing.reservations WHERE tenant_id = $1 AND status = 'held') AS held,
+            (SELECT held_micros FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant') AS on_row`,
+    [tenantId],
+  );
+  const held = BigInt(rows[0].held);
+  const onRow = BigInt(rows[0].on_row ?? 0);
+  if (onRow !== held) throw new Error(`accounts.held_micros of ${tenantId} is ${onRow}, its open holds sum to ${held}`);
+  return held;
 }
 
 export async function ledgerTransactions(pool: Pool, tenantId: string): Promise<Array<{ id: string; kind: string; reference: string; entries: bigint[] }>> {
