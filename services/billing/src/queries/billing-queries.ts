@@ -24,11 +24,10 @@ export class BillingQueries {
   balance(tenantId: string) {
     return withTenantTransaction(this.pool, tenantId, async (client) => {
       const { rows } = await client.query(
-        `SELECT (SELECT balance_micros FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant') AS balance,
-                (SELECT held_micros FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant') AS held,
-                (SELECT currency FROM billing.accounts WHERE tenant_id = $1) AS currency,
+        `SELECT a.balance_micros AS balance, a.held_micros AS held, a.currency,
                 (SELECT coalesce(sum(amount_micros), 0) FROM billing.credit_lots WHERE tenant_id = $1 AND expired_at IS NULL) AS expiring,
-                (SELECT min(expires_at) FROM billing.credit_lots WHERE tenant_id = $1 AND expired_at IS NULL) AS next_expiry`,
+                (SELECT min(expires_at) FROM billing.credit_lots WHERE tenant_id = $1 AND expired_at IS NULL) AS next_expiry
+           FROM (SELECT 1) one LEFT JOIN billing.accounts a ON a.tenant_id = $1 AND a.kind = 'tenant'`,
         [tenantId],
       );
       const row = rows[0];
@@ -41,7 +40,7 @@ export class BillingQueries {
   holds(tenantId: string, limit: number) {
     return withTenantTransaction(this.pool, tenantId, async (client) => {
       const { rows } = await client.query(
-        `SELECT id, user_id, api_key_id, request_id, model, amount_micros, created_at, expires_at, sum(amount_micros) OVER () AS total
+        `SELECT id, user_id, api_key_id, request_id, model, amount_micros, created_at, expires_at
            FROM billing.reservations WHERE tenant_id = $1 AND status = 'held' ORDER BY created_at DESC LIMIT $2`,
         [tenantId, limit],
       );
