@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KillSwitch } from '../src/budgets/kill-switch';
 import { WebhookSender } from '../src/budgets/webhook-sender';
 import { KafkaAlertSink, WebhookSink } from './support/alert-sinks';
-import { MODEL, newTenant, publishUsage, startTestBilling, usageEvent, waitFor, type TestBilling } from './support/harness';
+import { expectSubjectHoldsInStep, MODEL, newTenant, publishUsage, startTestBilling, usageEvent, waitFor, type TestBilling } from './support/harness';
 
 const WEBHOOK_SECRET = `whsec_${Buffer.from('budget-test-secret-0123456789').toString('base64')}`;
 let billing: TestBilling;
@@ -175,6 +175,55 @@ describe('budgets, alerts and the kill switch', () => {
     expect(await refusal(billing.client.reserve({ tenantId, model: MODEL, inputTokens: 0, maxOutputTokens: 250 }))).toMatch(/kill switch is now on/);
     expect(await budgetOf(tenantId)).toMatchObject({ tripped: true, spentMicros: 960n });
     await waitFor('the Redis kill-switch key', async () => (await redis.exists(`billing:kill:${tenantId}`)) === 1, 10_000);
+  });
+
+  it('keeps open holds per user and key for budget checks: counted when the first budget arrives, followed through Reserve, release and usage, dropped with the last budget', async () => {
+    const tenantId = newTenant();
+    const reserve = (userId: string, apiKeyId: string) => billing.client.reserve({ tenantId, userId, apiKeyId, model: MODEL, inputTokens: 0, maxOutputTokens: 250 }); // 100 micros each
+    const kept = async () =>
+      (await billing.pool.query(`SELECT scope, subject, held_micros::text AS held FROM billing.budget_subject_holds WHERE tenant_id = $1 ORDER BY scope, subject`, [tenantId])).rows.map(
+        (row) => `${row.scope}:${row.subject}=${row.held}`,
+      );
+    const alice = [await reserve('alice', 'key-1'), await reserve('alice', 'key-1'), await reserve('alice', 'key-2')];
+    await reserve('bob', 'key-2');
+    expect(await kept()).toEqual([]); // no budgets yet: nothing is kept, and Reserve paid nothing for it
+
+    await billing.client.setBudget({ budget: { tenantId, scope: 'user', subject: 'alice', period: 'day', limitMicros: 450n } });
+    expect(await kept()).toEqual(['api_key:key-1=200', 'api_key:key-2=200', 'user:alice=300', 'user:bob=100']);
+    await reserve('alice', 'key-3'); // 300 held + 100 <= 450
+    expect(await refusal(reserve('alice', 'key-3'))).toMatch(/user alice budget exceeded: .*held 0\.0004/);
+    await reserve('bob', 'key-3'); // alice's budget does not bind bob
+    expect(await kept()).toEqual(['api_key:key-1=200', 'api_key:key-2=200', 'api_key:key-3=200', 'user:alice=400', 'user:bob=200']);
+
+    await billing.client.release({ reservationId: alice[0]!.reservationId });
+    const usage = usageEvent({ tenantId, userId: 'alice', apiKeyId: 'key-1', reservationId: alice[1]!.reservationId, outputTokens: 100 }); // 40 micros
+    await publishUsage(billing.publisher, usage);
+    await waitFor('the usage of a held reservation', async () => (await billing.pool.query(`SELECT 1 FROM billing.usage_records WHERE event_id = $1`, [usage.eventId])).rowCount === 1);
+    expect(await kept()).toEqual(['api_key:key-1=0', 'api_key:key-2=200', 'api_key:key-3=200', 'user:alice=200', 'user:bob=200']);
+    await expectSubjectHoldsInStep(billing.pool, tenantId);
+
+    // 40 spent + 200 held: two more of 100 fit under 450, whatever the concurrency.
+    const burst = await Promise.allSettled(Array.from({ length: 30 }, () => reserve('alice', 'key-9')));
+    expect(burst.filter((result) => result.status === 'fulfilled')).toHaveLength(2);
+    expect(await kept()).toContain('user:alice=400');
+    await expectSubjectHoldsInStep(billing.pool, tenantId);
+
+    await billing.client.setBudget({ budget: { tenantId, scope: 'user', subject: 'alice', period: 'day', limitMicros: 1n }, delete: true });
+    expect(await kept()).toEqual([]);
+    await reserve('alice', 'key-9'); // no budget: the fast path, nothing kept
+    expect(await kept()).toEqual([]);
+
+    await billing.client.setBudget({ budget: { tenantId, scope: 'api_key', subject: 'key-9', period: 'month', limitMicros: 10_000n } });
+    expect(await kept()).toContain('api_key:key-9=300');
+    await expectSubjectHoldsInStep(billing.pool, tenantId);
+    for (const statement of [
+      `INSERT INTO billing.budget_subject_holds (tenant_id, scope, subject, held_micros) VALUES ($1, 'user', 'mallory', 0)`,
+      `UPDATE billing.budget_subject_holds SET held_micros = 0 WHERE tenant_id = $1`,
+      `DELETE FROM billing.budget_subject_holds WHERE tenant_id = $1`,
+    ]) {
+      await expect(billing.pool.query(statement, [tenantId])).rejects.toThrow(/derived from reservations/);
+    }
+    expect(await kept()).toContain('api_key:key-9=300');
   });
 
   it('applies user and API key budgets to their own requests only', async () => {

@@ -67,10 +67,11 @@ export class AdminOperations {
         const states = await this.budgets.applicable(client, tenantId, row.scope === 'user' ? row.subject : '', row.scope === 'api_key' ? row.subject : '');
         for (const state of states) {
           if (seen.has(state.id)) continue;
-          const column = state.scope === 'user' ? 'user_id' : state.scope === 'api_key' ? 'api_key_id' : null;
           const held = await client.query(
-            `SELECT coalesce(sum(amount_micros), 0) AS h FROM billing.reservations WHERE tenant_id = $1 AND status = 'held' ${column ? `AND ${column} = $2` : ''}`,
-            column ? [tenantId, state.subject] : [tenantId],
+            state.scope === 'tenant'
+              ? `SELECT held_micros AS h FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant'`
+              : `SELECT held_micros AS h FROM billing.budget_subject_holds WHERE tenant_id = $1 AND scope = $2 AND subject = $3`,
+            state.scope === 'tenant' ? [tenantId] : [tenantId, state.scope, state.subject],
           );
           seen.set(state.id, { ...state, heldMicros: toBigInt(held.rows[0]?.h) });
         }

@@ -131,7 +131,29 @@ export async function heldOf(pool: Pool, tenantId: string): Promise<bigint> {
   const held = BigInt(rows[0].held);
   const onRow = BigInt(rows[0].on_row ?? 0);
   if (onRow !== held) throw new Error(`accounts.held_micros of ${tenantId} is ${onRow}, its open holds sum to ${held}`);
+  await expectSubjectHoldsInStep(pool, tenantId);
   return held;
+}
+
+/**
+ * For a tenant with budgets, budget_subject_holds must equal its open holds summed per user
+ * and per key (migration 011); for any other tenant it must be empty.
+ */
+export async function expectSubjectHoldsInStep(pool: Pool, tenantId: string): Promise<void> {
+  const { rows } = await pool.query(
+    `WITH expected AS (
+       SELECT s.scope, s.subject, sum(r.amount_micros) AS held
+         FROM billing.reservations r
+        CROSS JOIN LATERAL (VALUES ('user', r.user_id), ('api_key', r.api_key_id)) AS s(scope, subject)
+        WHERE r.tenant_id = $1 AND r.status = 'held' AND (SELECT has_budgets FROM billing.accounts WHERE tenant_id = $1 AND kind = 'tenant')
+        GROUP BY s.scope, s.subject HAVING sum(r.amount_micros) <> 0),
+     kept AS (SELECT scope, subject, held_micros AS held FROM billing.budget_subject_holds WHERE tenant_id = $1 AND held_micros <> 0)
+     SELECT coalesce(e.scope, k.scope) AS scope, coalesce(e.subject, k.subject) AS subject, e.held::text AS expected, k.held::text AS kept
+       FROM expected e FULL JOIN kept k ON k.scope = e.scope AND k.subject = e.subject
+      WHERE e.held IS DISTINCT FROM k.held`,
+    [tenantId],
+  );
+  if (rows.length) throw new Error(`budget_subject_holds of ${tenantId} is out of step with its open holds: ${JSON.stringify(rows)}`);
 }
 
 export async function ledgerTransactions(pool: Pool, tenantId: string): Promise<Array<{ id: string; kind: string; reference: string; entries: bigint[] }>> {
