@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createRedis, GrpcStatus, isServiceError, LOGGER, type Redis } from '@ai-platform/platform';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KillSwitch } from '../src/budgets/kill-switch';
+import { periodBounds } from '../src/budgets/periods';
 import { WebhookSender } from '../src/budgets/webhook-sender';
 import { KafkaAlertSink, WebhookSink } from './support/alert-sinks';
 import { expectSubjectHoldsInStep, MODEL, newTenant, publishUsage, startTestBilling, usageEvent, waitFor, type TestBilling } from './support/harness';
@@ -224,6 +225,45 @@ describe('budgets, alerts and the kill switch', () => {
       await expect(billing.pool.query(statement, [tenantId])).rejects.toThrow(/derived from reservations/);
     }
     expect(await kept()).toContain('api_key:key-9=300');
+  });
+
+  it("admits in Reserve's one round trip exactly what the full budget check admits, and leaves every refusal to it", async () => {
+    const tenantId = newTenant();
+    await billing.client.setBudget({ budget: { tenantId, scope: 'user', subject: 'alice', period: 'day', limitMicros: 250n } });
+    // A limit whose hard limit (110%) is past the range of bigint: checked without overflow.
+    await billing.client.setBudget({ budget: { tenantId, scope: 'tenant', period: 'month', limitMicros: 9_223_372_036_854_775_000n, hardLimitPercent: 110 } });
+    const day = periodBounds('day');
+    const month = periodBounds('month');
+    // billing.reserve_hold as the service calls it: 100 micros worst case.
+    const fast = async (userId: string, periods: Array<Date | null> = [day.start, month.start]) =>
+      (
+        await billing.pool.query(`SELECT outcome, reservation_id FROM billing.reserve_hold($1, $2, 'key-1', $3, $4, 0, 250, 100000, 25000, 400000, 100, 60, NULL, $5, $6)`, [
+          tenantId, userId, randomUUID(), MODEL, ...periods,
+        ])
+      ).rows[0] as { outcome: string; reservation_id: string | null };
+    const held = [await fast('alice'), await fast('alice')];
+    expect(held.map((row) => row.outcome)).toEqual(['held', 'held']);
+    expect((await fast('alice')).outcome).toBe('budgets'); // 200 held + 100 > 250
+    expect(await refusal(billing.client.reserve({ tenantId, userId: 'alice', apiKeyId: 'key-1', model: MODEL, inputTokens: 0, maxOutputTokens: 250 }))).toMatch(
+      /user alice budget exceeded: .* has 0\.000050 credits left .*held 0\.000200 credits/,
+    );
+    expect((await fast('bob')).outcome).toBe('held'); // only the tenant budget binds bob
+    expect((await fast('bob', [null, null])).outcome).toBe('budgets'); // a caller without periods (the previous version)
+
+    for (const row of held) await billing.client.release({ reservationId: row.reservation_id! });
+    await billing.pool.query(
+      `INSERT INTO billing.budget_periods (budget_id, period_start, period_end, tenant_id, tripped_at)
+       SELECT id, $2, $3, tenant_id, now() FROM billing.budgets WHERE tenant_id = $1 AND scope = 'user'`,
+      [tenantId, day.start, day.end],
+    );
+    expect((await fast('alice')).outcome).toBe('budgets'); // tripped, though the holds would fit
+    expect(await refusal(billing.client.reserve({ tenantId, userId: 'alice', apiKeyId: 'key-1', model: MODEL, inputTokens: 0, maxOutputTokens: 250 }))).toMatch(/user alice budget kill switch is on/);
+
+    expect((await billing.client.liftKillSwitch({ tenantId, scope: 'user', subject: 'alice' })).lifted).toBe(1);
+    // Lifted for the rest of the period: the budget no longer binds, on either path.
+    expect([(await fast('alice')).outcome, (await fast('alice')).outcome, (await fast('alice')).outcome]).toEqual(['held', 'held', 'held']);
+    await billing.client.reserve({ tenantId, userId: 'alice', apiKeyId: 'key-1', model: MODEL, inputTokens: 0, maxOutputTokens: 250 });
+    await expectSubjectHoldsInStep(billing.pool, tenantId);
   });
 
   it('applies user and API key budgets to their own requests only', async () => {

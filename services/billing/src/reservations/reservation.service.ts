@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { CONFIG, LOGGER, withTenantTransaction, type Logger, type Pool } from '@ai-platform/platform';
 import { withMarkup, worstCaseCostMicros, type PriceTable } from '@ai-platform/pricing';
 import { BudgetExceededError, BudgetService } from '../budgets/budget.service';
+import { periodBounds } from '../budgets/periods';
 import type { BillingConfig } from '../config';
 import { PG_POOL, PRICE_TABLE } from '../infra/tokens';
 import { Ledger } from '../ledger/ledger';
@@ -74,15 +75,18 @@ export class ReservationService {
     const price = this.prices.get(input.model);
     if (!price) throw new RangeError(`unknown model "${input.model}"`);
     const base = worstCaseCostMicros(price, input.inputTokens, input.maxOutputTokens);
-    // Fast path, one round trip: billing.reserve_hold does lock + position + check + insert
-    // (migration 003). A new tenant, or one with budgets, takes the full transaction below.
-    // A named statement is parsed and planned once per connection, not on every call.
+    // Fast path, one round trip: billing.reserve_hold does lock + position + check + insert,
+    // and admits against budgets too (migrations 003, 012). A new tenant, or a request that a
+    // budget would refuse, takes the full transaction below, which words the refusal and trips
+    // the kill switch. A named statement is parsed and planned once per connection, not on every call.
+    const now = new Date();
     const { rows: fast } = await this.pool.query<{ outcome: string; reservation_id: string; amount_micros: string; balance_micros: string; held_micros: string; expires_at: Date }>({
       name: 'billing.reserve_hold',
-      text: `SELECT * FROM billing.reserve_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      text: `SELECT * FROM billing.reserve_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
       values: [
         input.tenantId, input.userId, input.apiKeyId, input.requestId, input.model, input.inputTokens, input.maxOutputTokens,
         price.inputMicrosPerMillion, price.cachedInputMicrosPerMillion, price.outputMicrosPerMillion, base, this.config.RESERVATION_TTL_SECONDS, price.version ?? null,
+        periodBounds('day', now).start, periodBounds('month', now).start,
       ],
     });
     const quick = fast[0]!;
