@@ -34,9 +34,11 @@ export class MeterReporter {
   static async addPending(client: PoolClient, rows: Array<{ tenantId: string; micros: bigint }>): Promise<void> {
     const nonZero = rows.filter((row) => row.micros !== 0n);
     if (nonZero.length === 0) return;
-    await client.query(`INSERT INTO billing.meter_pending (tenant_id, value_micros) SELECT * FROM unnest($1::text[], $2::bigint[])`, [
-      nonZero.map((row) => row.tenantId), nonZero.map((row) => row.micros.toString()),
-    ]);
+    await client.query({
+      name: 'billing.meter.add_pending',
+      text: `INSERT INTO billing.meter_pending (tenant_id, value_micros) SELECT * FROM unnest($1::text[], $2::bigint[])`,
+      values: [nonZero.map((row) => row.tenantId), nonZero.map((row) => row.micros.toString())],
+    });
   }
 
   start(): void {
