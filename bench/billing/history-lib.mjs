@@ -72,3 +72,35 @@ export async function vacuumLedger(pool) {
     client.release();
   }
 }
+
+/**
+ * Rounds over `tenants` (each `{ size, tenantId }`), each tenant measured 'sequential' and
+ * 'concurrent' in an order that alternates per round, `run(tenant, mode, calls)` returning
+ * `{ latencies, seconds }`. Returns one result per tenant and mode: p50/p99/max and calls per second.
+ */
+export async function alternatingRounds({ tenants, rounds, calls, concurrency, run }) {
+  const samples = new Map();
+  for (let round = 0; round < rounds; round++) {
+    for (const tenant of tenants) {
+      for (const mode of round % 2 === 0 ? ['sequential', 'concurrent'] : ['concurrent', 'sequential']) {
+        const key = `${tenant.size}/${mode}`;
+        const entry = samples.get(key) ?? { latencies: [], seconds: 0 };
+        const result = await run(tenant, mode, calls / rounds);
+        entry.latencies.push(...result.latencies);
+        entry.seconds += result.seconds;
+        samples.set(key, entry);
+      }
+    }
+  }
+  return tenants.flatMap((tenant) =>
+    ['sequential', 'concurrent'].map((mode) => {
+      const entry = samples.get(`${tenant.size}/${mode}`);
+      const sorted = entry.latencies.sort((a, b) => a - b);
+      return {
+        open_holds: tenant.size, mode: mode === 'concurrent' ? `${concurrency} at once` : mode, calls: sorted.length,
+        p50_ms: +percentile(sorted, 50).toFixed(3), p99_ms: +percentile(sorted, 99).toFixed(3), max_ms: +sorted.at(-1).toFixed(3),
+        calls_per_second: Math.round(sorted.length / entry.seconds),
+      };
+    }),
+  );
+}

@@ -22,7 +22,7 @@ import { billing } from '@ai-platform/contracts';
 import { createGrpcClient } from '@ai-platform/platform';
 import { freePort } from '../../infra/local/stack.mjs';
 import { spawnBilling, waitReady } from './crash-lib.mjs';
-import { percentile, seedTenantHistory, withBenchDatabase } from './history-lib.mjs';
+import { alternatingRounds, seedTenantHistory, withBenchDatabase } from './history-lib.mjs';
 
 const { values: args } = parseArgs({
   options: { holds: { type: 'string', default: '0,1000,10000,50000' }, calls: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '16' }, rounds: { type: 'string', default: '2' } },
@@ -94,31 +94,10 @@ await withBenchDatabase('bench_budget_holds', async (pool) => {
     await pool.query('VACUUM ANALYZE billing.reservations');
     await pool.query('VACUUM ANALYZE billing.accounts');
     for (const tenant of tenants) await round(client, pool, tenant.tenantId, 100, 1); // warm-up: plans, caches, JIT
-    const samples = new Map();
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const tenant of tenants) {
-        for (const mode of r % 2 === 0 ? ['sequential', 'concurrent'] : ['concurrent', 'sequential']) {
-          const key = `${tenant.size}/${mode}`;
-          const entry = samples.get(key) ?? { latencies: [], seconds: 0 };
-          const result = await round(client, pool, tenant.tenantId, CALLS / ROUNDS, mode === 'sequential' ? 1 : CONCURRENCY);
-          entry.latencies.push(...result.latencies);
-          entry.seconds += result.seconds;
-          samples.set(key, entry);
-        }
-      }
-    }
-    const results = [];
-    for (const tenant of tenants) {
-      for (const mode of ['sequential', 'concurrent']) {
-        const entry = samples.get(`${tenant.size}/${mode}`);
-        const sorted = entry.latencies.sort((a, b) => a - b);
-        results.push({
-          open_holds: tenant.size, mode: mode === 'concurrent' ? `${CONCURRENCY} at once` : mode, calls: sorted.length,
-          p50_ms: +percentile(sorted, 50).toFixed(3), p99_ms: +percentile(sorted, 99).toFixed(3), max_ms: +sorted.at(-1).toFixed(3),
-          calls_per_second: Math.round(sorted.length / entry.seconds),
-        });
-      }
-    }
+    const results = await alternatingRounds({
+      tenants, rounds: ROUNDS, calls: CALLS, concurrency: CONCURRENCY,
+      run: (tenant, mode, calls) => round(client, pool, tenant.tenantId, calls, mode === 'sequential' ? 1 : CONCURRENCY),
+    });
     console.table(results);
     console.log(JSON.stringify({ at: new Date().toISOString(), bench: 'reserve-budget-holds', calls: CALLS, concurrency: CONCURRENCY, rounds: ROUNDS, results }));
   } finally {

@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createPool } from '@ai-platform/platform';
-import { percentile, seedTenantHistory, withBenchDatabase } from './history-lib.mjs';
+import { alternatingRounds, seedTenantHistory, withBenchDatabase } from './history-lib.mjs';
 
 const { values: args } = parseArgs({
   options: { holds: { type: 'string', default: '0,1000,10000,50000' }, calls: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '16' }, rounds: { type: 'string', default: '2' } },
@@ -48,6 +48,7 @@ async function releaseRound(pool, tenantId, ids) {
 async function sequential(pool, tenantId, calls) {
   const latencies = [];
   const ids = [];
+  const started = performance.now();
   for (let i = 0; i < calls; i++) {
     const t0 = performance.now();
     const { rows } = await pool.query({ name: 'reserve', text: TEXT, values: callArgs(tenantId) });
@@ -55,8 +56,9 @@ async function sequential(pool, tenantId, calls) {
     if (rows[0].outcome !== 'held') throw new Error(`reserve: ${rows[0].outcome}`);
     ids.push(rows[0].reservation_id);
   }
+  const seconds = (performance.now() - started) / 1000;
   await releaseRound(pool, tenantId, ids);
-  return { latencies, seconds: null };
+  return { latencies, seconds };
 }
 
 async function concurrent(pool, tenantId, calls) {
@@ -91,31 +93,10 @@ await withBenchDatabase('bench_open_holds', async (setupPool) => {
     await setupPool.query('VACUUM ANALYZE billing.reservations');
     await setupPool.query('VACUUM ANALYZE billing.accounts');
     for (const tenant of tenants) await sequential(pool, tenant.tenantId, 100); // warm-up: plans, caches
-    const samples = new Map();
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const tenant of tenants) {
-        for (const mode of round % 2 === 0 ? ['sequential', 'concurrent'] : ['concurrent', 'sequential']) {
-          const key = `${tenant.size}/${mode}`;
-          const entry = samples.get(key) ?? { latencies: [], seconds: 0 };
-          const result = await (mode === 'sequential' ? sequential : concurrent)(pool, tenant.tenantId, CALLS / ROUNDS);
-          entry.latencies.push(...result.latencies);
-          entry.seconds += result.seconds ?? 0;
-          samples.set(key, entry);
-        }
-      }
-    }
-    const results = [];
-    for (const tenant of tenants) {
-      for (const mode of ['sequential', 'concurrent']) {
-        const entry = samples.get(`${tenant.size}/${mode}`);
-        const sorted = entry.latencies.sort((a, b) => a - b);
-        results.push({
-          open_holds: tenant.size, mode: mode === 'concurrent' ? `${CONCURRENCY} at once` : mode, calls: sorted.length,
-          p50_ms: +percentile(sorted, 50).toFixed(3), p99_ms: +percentile(sorted, 99).toFixed(3), max_ms: +sorted.at(-1).toFixed(3),
-          ...(mode === 'concurrent' ? { calls_per_second: Math.round(sorted.length / entry.seconds) } : {}),
-        });
-      }
-    }
+    const results = await alternatingRounds({
+      tenants, rounds: ROUNDS, calls: CALLS, concurrency: CONCURRENCY,
+      run: (tenant, mode, calls) => (mode === 'sequential' ? sequential : concurrent)(pool, tenant.tenantId, calls),
+    });
     console.table(results);
     console.log(JSON.stringify({ at: new Date().toISOString(), calls: CALLS, concurrency: CONCURRENCY, rounds: ROUNDS, results }));
   } finally {
