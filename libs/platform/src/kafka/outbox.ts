@@ -51,7 +51,8 @@ export class Outbox {
   async enqueue(topic: string, event: CloudEvent, client?: PoolClient): Promise<string> {
     const withId = withEventId(event);
     const stored = { ...withId, trace: withId.trace ?? injectTraceContext(), time: (withId.time ?? new Date()).toISOString(), data: Buffer.isBuffer(withId.data) ? withId.data.toString('base64') : withId.data, binary: Buffer.isBuffer(withId.data) };
-    await (client ?? this.pool).query(`INSERT INTO ${this.schema}.outbox (topic, event) VALUES ($1, $2)`, [topic, JSON.stringify(stored)]);
+    // Named: parsed and planned once per pooled connection, on a statement every model call makes.
+    await (client ?? this.pool).query({ name: `${this.schema}.outbox.enqueue`, text: `INSERT INTO ${this.schema}.outbox (topic, event) VALUES ($1, $2)`, values: [topic, JSON.stringify(stored)] });
     if (!client) this.wake();
     return withId.id;
   }

@@ -157,14 +157,18 @@ export const VLLM_WIRE: EngineWire = {
   reader: () => (event) => (event.data === '[DONE]' ? 'done' : event.event !== 'message' ? 'skip' : parseChatChunk(event.data)),
 };
 
+// Abort reasons shared by every call: an Error (or the DOMException of a bare
+// abort()) captures a stack trace, and this runs once per model call.
+const STALLED = Object.freeze({ reason: 'engine stalled' });
+const STREAM_FINISHED = Object.freeze({ reason: 'stream finished' });
+
 async function* streamOverWire(engine: Engine, wire: EngineWire, body: ChatCompletionRequest, options: ChatStreamOptions): AsyncGenerator<ChatStreamEvent> {
   const { signal, idleTimeoutMs } = options;
   const controller = new AbortController();
-  const stalled = new Error(`engine ${engine.id} sent nothing for ${idleTimeoutMs} ms`);
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => controller.abort(stalled), idleTimeoutMs);
+    timer = setTimeout(() => controller.abort(STALLED), idleTimeoutMs);
   };
   const disarm = () => clearTimeout(timer);
   const onAbort = () => controller.abort(signal.reason);
@@ -174,7 +178,7 @@ async function* streamOverWire(engine: Engine, wire: EngineWire, body: ChatCompl
   const failure = (error: unknown, phase: 'connect' | 'stream'): Error => {
     if (signal.aborted) return new CallAborted(signal.reason);
     if (error instanceof EngineFailure || error instanceof CallAborted) return error;
-    if (controller.signal.aborted && controller.signal.reason === stalled) return new EngineFailure('stalled', stalled.message, { retryable: true });
+    if (controller.signal.aborted && controller.signal.reason === STALLED) return new EngineFailure('stalled', `engine ${engine.id} sent nothing for ${idleTimeoutMs} ms`, { retryable: true });
     return phase === 'connect'
       ? new EngineFailure('connect', `cannot reach engine ${engine.id}: ${errorMessage(error)}`, { retryable: true })
       : new EngineFailure('stream', `engine ${engine.id} broke off the stream: ${errorMessage(error)}`, { retryable: true });
@@ -260,6 +264,6 @@ async function* streamOverWire(engine: Engine, wire: EngineWire, body: ChatCompl
   } finally {
     disarm();
     signal.removeEventListener('abort', onAbort);
-    if (!controller.signal.aborted) controller.abort(new Error('stream finished'));
+    if (!controller.signal.aborted) controller.abort(STREAM_FINISHED);
   }
 }

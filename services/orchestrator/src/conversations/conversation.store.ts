@@ -74,13 +74,16 @@ export class ConversationStore {
       answerId, turn.answer, turn.complete ? 'complete' : 'incomplete', turn.inputTokens ?? null, turn.outputTokens ?? null,
     ];
     // One round trip (migrations 002, 003): for a draft the conversation first, then the messages in order, the answer, updated_at.
+    // Named statements: planned once per pooled connection.
     if (conversation.unsaved) {
-      await this.pool.query(`SELECT orchestrator.append_first_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [
-        conversation.id, conversation.tenantId, conversation.userId, conversation.model, ...rest,
-      ]);
+      await this.pool.query({
+        name: 'orchestrator.append_first_turn',
+        text: `SELECT orchestrator.append_first_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        values: [conversation.id, conversation.tenantId, conversation.userId, conversation.model, ...rest],
+      });
       conversation.unsaved = false;
     } else {
-      await this.pool.query(`SELECT orchestrator.append_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [conversation.id, conversation.tenantId, ...rest]);
+      await this.pool.query({ name: 'orchestrator.append_turn', text: `SELECT orchestrator.append_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, values: [conversation.id, conversation.tenantId, ...rest] });
     }
     return answerId;
   }
