@@ -303,6 +303,28 @@ describe('derived balances', () => {
     expect(after.rows[0].kept).toBe(rows[0].kept);
   });
 
+  it('updates balances by probing accounts by id, whatever the size of the statement (migration 014)', async () => {
+    const { rows } = await billing.pool.query<{ proconfig: string[] }>(
+      `SELECT proconfig FROM pg_proc WHERE oid = 'billing.ledger_entries_apply_to_balances'::regproc`);
+    expect(rows[0]?.proconfig).toEqual(expect.arrayContaining(['enable_seqscan=off', 'enable_hashjoin=off', 'enable_mergejoin=off']));
+    // The plan that setting leaves for the trigger's join of a handful of entries with accounts.
+    const client = await billing.pool.connect();
+    try {
+      await client.query('BEGIN');
+      for (const setting of rows[0]!.proconfig.filter((entry) => entry.startsWith('enable_'))) await client.query(`SET LOCAL ${setting.replace('=', ' = ')}`);
+      const { rows: plan } = await client.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN UPDATE billing.accounts a SET balance_micros = a.balance_micros + d.delta
+           FROM (SELECT account_id, sum(amount) AS delta FROM (VALUES ('00000000-0000-0000-0000-000000000000'::uuid, 1::bigint)) AS e(account_id, amount) GROUP BY account_id) d
+          WHERE a.id = d.account_id AND a.kind = 'tenant' AND d.delta <> 0`);
+      const text = plan.map((row) => row['QUERY PLAN']).join('\n');
+      expect(text).toMatch(/Index Scan using accounts_pkey/);
+      expect(text).not.toMatch(/Seq Scan on accounts/);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
   it('keeps held_micros on the account row equal to the open holds through reserve, release, settlement and expiry, and refuses writes that bypass reservations', async () => {
     const tenantId = newTenant();
     const holds = [];
