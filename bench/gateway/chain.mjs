@@ -18,7 +18,13 @@ export function infraEnv() {
 
 /** Starts fixture + billing + scheduler + orchestrator; `addGateway` starts gateways on demand. */
 /** `env`: extra environment for every service process (e.g. NODE_OPTIONS for --cpu-prof), a function of its name. */
-export async function startChain({ logLevel = 'warn', keep = false, env = () => ({}) } = {}) {
+export async function startChain({ logLevel = 'warn', keep = false, env: extraEnv = () => ({}) } = {}) {
+  // BENCH_SERVICE_NODE_OPTIONS: Node flags for the services only, not the load generators (e.g. GC settings to compare).
+  const serviceNodeOptions = process.env.BENCH_SERVICE_NODE_OPTIONS;
+  const env = (name) => {
+    const extra = extraEnv(name);
+    return serviceNodeOptions ? { ...extra, NODE_OPTIONS: [serviceNodeOptions, extra.NODE_OPTIONS].filter(Boolean).join(' ') } : extra;
+  };
   const infra = infraEnv();
   const ports = await freePorts();
   const children = [];
