@@ -3,6 +3,7 @@
 // a tenant, user and key made through the gateway's admin API.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { freePort, freePorts, repoRoot, serviceEnv, spawnService, waitReady, SERVED_MODEL } from '../../infra/local/stack.mjs';
 
@@ -35,6 +36,12 @@ export async function startChain({ logLevel = 'warn', keep = false, env: extraEn
     processes.set(name, child);
     const lines = [];
     logs.set(name, lines);
+    // BENCH_SERVICE_LOG_DIR: every process's output to <dir>/<name>.log (e.g. with --trace-gc, see trace-gc.mjs).
+    if (process.env.BENCH_SERVICE_LOG_DIR) {
+      const file = createWriteStream(path.join(process.env.BENCH_SERVICE_LOG_DIR, `${name}.log`));
+      child.stdout?.pipe(file);
+      child.stderr?.pipe(file);
+    }
     const collect = (chunk) => { if (keep) { lines.push(...chunk.toString().split('\n').filter(Boolean)); if (lines.length > 500) lines.splice(0, lines.length - 500); } };
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
