@@ -2,6 +2,7 @@
 // migrations, and tenants whose ledgers already hold a given number of entries.
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { createLogger, createPool, migrate } from '@ai-platform/platform';
 
@@ -103,4 +104,12 @@ export async function alternatingRounds({ tenants, rounds, calls, concurrency, r
       };
     }),
   );
+}
+
+/** The options both hold benchmarks take: --holds (sizes), --calls, --concurrency, --rounds. */
+export function holdBenchOptions() {
+  const { values } = parseArgs({
+    options: { holds: { type: 'string', default: '0,1000,10000,50000' }, calls: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '16' }, rounds: { type: 'string', default: '2' } },
+  });
+  return { sizes: values.holds.split(',').map(Number), calls: Number(values.calls), concurrency: Number(values.concurrency), rounds: Number(values.rounds) };
 }

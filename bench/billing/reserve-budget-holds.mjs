@@ -17,20 +17,13 @@
 // Prints a table and one JSON line.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { billing } from '@ai-platform/contracts';
 import { createGrpcClient } from '@ai-platform/platform';
 import { freePort } from '../../infra/local/stack.mjs';
 import { spawnBilling, waitReady } from './crash-lib.mjs';
-import { alternatingRounds, seedTenantHistory, withBenchDatabase } from './history-lib.mjs';
+import { alternatingRounds, holdBenchOptions, seedTenantHistory, withBenchDatabase } from './history-lib.mjs';
 
-const { values: args } = parseArgs({
-  options: { holds: { type: 'string', default: '0,1000,10000,50000' }, calls: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '16' }, rounds: { type: 'string', default: '2' } },
-});
-const SIZES = args.holds.split(',').map(Number);
-const CALLS = Number(args.calls);
-const CONCURRENCY = Number(args.concurrency);
-const ROUNDS = Number(args.rounds);
+const { sizes: SIZES, calls: CALLS, concurrency: CONCURRENCY, rounds: ROUNDS } = holdBenchOptions();
 const MODEL = 'bench-model';
 const USER = 'bench-user';
 const KEY = 'bench-key';

@@ -15,17 +15,10 @@
 // Prints a table and one JSON line.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { createPool } from '@ai-platform/platform';
-import { alternatingRounds, seedTenantHistory, withBenchDatabase } from './history-lib.mjs';
+import { alternatingRounds, holdBenchOptions, seedTenantHistory, withBenchDatabase } from './history-lib.mjs';
 
-const { values: args } = parseArgs({
-  options: { holds: { type: 'string', default: '0,1000,10000,50000' }, calls: { type: 'string', default: '2000' }, concurrency: { type: 'string', default: '16' }, rounds: { type: 'string', default: '2' } },
-});
-const SIZES = args.holds.split(',').map(Number);
-const CALLS = Number(args.calls);
-const CONCURRENCY = Number(args.concurrency);
-const ROUNDS = Number(args.rounds);
+const { sizes: SIZES, calls: CALLS, concurrency: CONCURRENCY, rounds: ROUNDS } = holdBenchOptions();
 const TEXT = 'SELECT * FROM billing.reserve_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)';
 const callArgs = (tenantId) => [tenantId, 'user', 'key', randomUUID(), 'bench-model', 10, 10, 100000, 50000, 400000, 5, 3600, null];
 
