@@ -1,6 +1,6 @@
 import { injectTraceContext } from '@ai-platform/platform';
 import type { Engine } from './engine';
-import { errorMessage, readBodyText } from './http';
+import { errorMessage, readBodyText, send, type EngineResponse } from './http';
 import { SseParser } from './sse';
 
 /** The body of vLLM's `POST /v1/chat/completions` that the scheduler sends. */
@@ -157,10 +157,11 @@ export const VLLM_WIRE: EngineWire = {
   reader: () => (event) => (event.data === '[DONE]' ? 'done' : event.event !== 'message' ? 'skip' : parseChatChunk(event.data)),
 };
 
-// Abort reasons shared by every call: an Error (or the DOMException of a bare
-// abort()) captures a stack trace, and this runs once per model call.
+// Shared by every call: an Error (or the DOMException of a bare abort())
+// captures a stack trace, and a stall can happen on any model call.
 const STALLED = Object.freeze({ reason: 'engine stalled' });
-const STREAM_FINISHED = Object.freeze({ reason: 'stream finished' });
+/** What an engine may still send after `data: [DONE]` before the connection is dropped instead of read to its end. */
+const MAX_AFTER_DONE_BYTES = 64 * 1024;
 
 async function* streamOverWire(engine: Engine, wire: EngineWire, body: ChatCompletionRequest, options: ChatStreamOptions): AsyncGenerator<ChatStreamEvent> {
   const { signal, idleTimeoutMs } = options;
@@ -184,12 +185,13 @@ async function* streamOverWire(engine: Engine, wire: EngineWire, body: ChatCompl
       : new EngineFailure('stream', `engine ${engine.id} broke off the stream: ${errorMessage(error)}`, { retryable: true });
   };
 
+  let response: EngineResponse | undefined;
+  let ended = false;
   try {
-    let response: Response;
     arm();
     try {
       const outgoing = wire.request(engine, body);
-      response = await fetch(outgoing.url, {
+      response = await send(outgoing.url, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
@@ -220,50 +222,59 @@ async function* streamOverWire(engine: Engine, wire: EngineWire, body: ChatCompl
       });
     }
     disarm();
-    if (!response.body) throw new EngineFailure('protocol', `engine ${engine.id} answered without a body`, { retryable: true });
     yield { type: 'open' };
 
-    const reader = response.body.getReader();
+    const chunks = (response.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    const next = async () => {
+      arm();
+      try {
+        return await chunks.next();
+      } catch (error) {
+        throw failure(error, 'stream');
+      } finally {
+        disarm();
+      }
+    };
     const decoder = new TextDecoder('utf-8');
     const parser = new SseParser();
     const readEvent = wire.reader();
     let done = false;
-    try {
-      while (!done) {
-        let read: Awaited<ReturnType<typeof reader.read>>;
-        arm();
-        try {
-          read = await reader.read();
-        } catch (error) {
-          throw failure(error, 'stream');
-        } finally {
-          disarm();
-        }
-        let events;
-        try {
-          events = read.done ? [...parser.push(decoder.decode()), ...parser.end()] : parser.push(decoder.decode(read.value, { stream: true }));
-        } catch (error) {
-          throw new EngineFailure('protocol', `engine ${engine.id} sent an unreadable event stream: ${errorMessage(error)}`, { retryable: true });
-        }
-        for (const event of events) {
-          const chunk = readEvent(event);
-          if (chunk === 'done') {
-            done = true;
-            break;
-          }
-          if (chunk === 'skip') continue;
-          yield { type: 'chunk', ...chunk };
-        }
-        if (read.done && !done) throw new EngineFailure('stream', `engine ${engine.id} closed the stream before [DONE]`, { retryable: true });
+    while (!done) {
+      const read = await next();
+      ended = read.done === true;
+      let events;
+      try {
+        events = read.done ? [...parser.push(decoder.decode()), ...parser.end()] : parser.push(decoder.decode(read.value, { stream: true }));
+      } catch (error) {
+        throw new EngineFailure('protocol', `engine ${engine.id} sent an unreadable event stream: ${errorMessage(error)}`, { retryable: true });
       }
-    } finally {
-      // Normal end: releases the connection. Early exit (consumer stopped,
-      // error): closes it, which makes the engine abort the request.
-      await reader.cancel().catch(() => undefined);
+      for (const event of events) {
+        const chunk = readEvent(event);
+        if (chunk === 'done') {
+          done = true;
+          break;
+        }
+        if (chunk === 'skip') continue;
+        yield { type: 'chunk', ...chunk };
+      }
+      if (read.done && !done) throw new EngineFailure('stream', `engine ${engine.id} closed the stream before [DONE]`, { retryable: true });
+    }
+    // An engine ends its response right after [DONE]: reading that end keeps
+    // the connection for the next call. The call is complete either way.
+    try {
+      for (let trailing = 0; !ended && trailing <= MAX_AFTER_DONE_BYTES; ) {
+        const read = await next();
+        ended = read.done === true;
+        if (!read.done) trailing += read.value.byteLength;
+      }
+    } catch {
+      // A connection that fails after [DONE] is simply not reused.
     }
   } finally {
     disarm();
     signal.removeEventListener('abort', onAbort);
-    if (!controller.signal.aborted) controller.abort(STREAM_FINISHED);
+    // Early exit (consumer stopped, error, too much after [DONE]): closing the
+    // connection makes the engine abort the request at once.
+    if (response && !ended) response.body.destroy();
   }
 }

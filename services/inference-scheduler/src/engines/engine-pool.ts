@@ -14,7 +14,7 @@ import {
 import { breakerOptions } from '../resilience/breaker-config';
 import { CircuitBreaker } from '../resilience/circuit-breaker';
 import { Engine, type ServedModel } from './engine';
-import { errorMessage, readBodyText } from './http';
+import { discard, errorMessage, readBodyText, send, type EngineResponse } from './http';
 import { readEngineLoad } from './prometheus';
 
 const MAX_POLL_BODY_BYTES = 4 * 1024 * 1024;
@@ -221,16 +221,16 @@ export class EnginePool implements OnModuleInit, OnModuleDestroy {
     this.timer.unref();
   }
 
-  private async get(engine: Engine, path: string): Promise<Response> {
-    let response: Response;
+  private async get(engine: Engine, path: string): Promise<EngineResponse> {
+    let response: EngineResponse;
     try {
-      response = await fetch(`${engine.baseUrl}${path}`, { signal: AbortSignal.timeout(this.config.ENGINE_POLL_TIMEOUT_MS), headers: { accept: '*/*' } });
+      response = await send(`${engine.baseUrl}${path}`, { signal: AbortSignal.timeout(this.config.ENGINE_POLL_TIMEOUT_MS), headers: { accept: '*/*' } });
     } catch (error) {
       if ((error as Error).name === 'TimeoutError') throw new PollTimeout(`GET ${path} timed out after ${this.config.ENGINE_POLL_TIMEOUT_MS} ms`);
       throw error;
     }
     if (!response.ok) {
-      await response.body?.cancel().catch(() => undefined);
+      await discard(response);
       throw new Error(`GET ${path} answered ${response.status}`);
     }
     return response;
@@ -239,7 +239,7 @@ export class EnginePool implements OnModuleInit, OnModuleDestroy {
   private async poll(engine: Engine): Promise<void> {
     engine.beginScrape();
     const [health, models, metrics] = await Promise.allSettled([
-      this.get(engine, '/health').then((response) => response.body?.cancel()),
+      this.get(engine, '/health').then(discard),
       this.get(engine, '/v1/models').then(async (response) => parseModelList(JSON.parse(await readBodyText(response, MAX_POLL_BODY_BYTES)))),
       this.get(engine, '/metrics').then(async (response) => readEngineLoad(await readBodyText(response, MAX_POLL_BODY_BYTES))),
     ]);

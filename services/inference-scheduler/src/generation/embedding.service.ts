@@ -6,7 +6,7 @@ import { CONFIG, GrpcError, GrpcStatus, LOGGER, type CallInfo, type Logger } fro
 import type { SchedulerConfig } from '../config';
 import type { Engine } from '../engines/engine';
 import { EnginePool } from '../engines/engine-pool';
-import { errorMessage, readBodyText } from '../engines/http';
+import { discard, errorMessage, readBodyText, send, type EngineResponse } from '../engines/http';
 import { UsageRecorder, type UsageStatus } from '../metering/usage-recorder';
 import { embedRequests } from '../metrics';
 import { priorityName } from './validate';
@@ -127,9 +127,9 @@ export class EmbeddingService {
   }
 
   private async send(engine: Engine, request: inference.EmbedRequest, signal: AbortSignal): Promise<Attempt> {
-    let response: Response;
+    let response: EngineResponse;
     try {
-      response = await fetch(`${engine.baseUrl}/v1/embeddings`, {
+      response = await send(`${engine.baseUrl}/v1/embeddings`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ model: request.model, input: request.inputs, encoding_format: 'float' }),
@@ -139,13 +139,13 @@ export class EmbeddingService {
       return { kind: 'failed', message: `cannot reach engine ${engine.id}: ${errorMessage(error)}` };
     }
     if (response.status === 404) {
-      await response.body?.cancel().catch(() => undefined);
+      await discard(response);
       return { kind: 'not_served' };
     }
     if (response.status === 400) return { kind: 'refused', message: engineMessage(await readBodyText(response, ERROR_BODY_LIMIT)) };
     if (!response.ok) return { kind: 'failed', message: `engine ${engine.id} answered ${response.status}: ${engineMessage(await readBodyText(response, ERROR_BODY_LIMIT))}` };
     try {
-      const body = (await response.json()) as { data?: Array<{ index?: number; embedding?: unknown }>; usage?: { prompt_tokens?: unknown } };
+      const body = (await response.body.json()) as { data?: Array<{ index?: number; embedding?: unknown }>; usage?: { prompt_tokens?: unknown } };
       const data = [...(body.data ?? [])].sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
       const vectors = data.map((item) => {
         if (!Array.isArray(item.embedding) || !item.embedding.every((value) => typeof value === 'number' && Number.isFinite(value))) throw new Error('an embedding is not an array of numbers');
