@@ -36,17 +36,13 @@ export async function readBodyText(response: EngineResponse, limit: number): Pro
   const decoder = new TextDecoder();
   let text = '';
   let size = 0;
-  try {
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      size += chunk.byteLength;
-      text += decoder.decode(size > limit ? chunk.subarray(0, Math.max(0, chunk.byteLength - (size - limit))) : chunk, { stream: true });
-      if (size >= limit) break;
-    }
-    return text + decoder.decode();
-  } finally {
-    // Read to its end, the body has released its connection; cut short, it closes it.
-    if (!response.body.destroyed) response.body.destroy();
+  // Leaving the loop early (limit, error) destroys the body and closes its connection; read to its end, the connection is kept.
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    text += decoder.decode(size > limit ? chunk.subarray(0, Math.max(0, chunk.byteLength - (size - limit))) : chunk, { stream: true });
+    if (size >= limit) break;
   }
+  return text + decoder.decode();
 }
 
 /** Reads a body that is not needed to its end (a small one), so its connection is kept for the next request. */
